@@ -1,0 +1,113 @@
+import { WorkflowExecutionAlreadyStartedError, type Client, type WorkflowHandle } from '@temporalio/client';
+import { validateRunId } from '../core/store/keys';
+import { createWorkers, connectWorker, runWorkers } from '../workers/create';
+import { SrlmRunId, SrlmStage } from '../workflows/search-attributes';
+import type { RunInput, RunProgress, RunResult } from '../workflows/types';
+import { connectClient, defaultRunId, log, printJson, resolveRunConfig, resolveTarget, type ConfigOptions } from './common';
+
+export interface RunOptions extends ConfigOptions {
+  runId?: string;
+  detach?: boolean;
+  worker?: boolean;
+  json?: boolean;
+}
+
+/** `srlm run`: start (or re-attach to) a run; without --detach, show progress until it ends. */
+export async function runCommand(opts: RunOptions): Promise<void> {
+  const { config, source } = resolveRunConfig(opts);
+  const runId = validateRunId(opts.runId ?? defaultRunId(config));
+  const { target, uiUrl } = await resolveTarget(config.temporal);
+  const client = await connectClient(target);
+  try {
+    const handle = await startOrAttach(client, runId, config.temporal.taskQueues.orchestration, { runId, config, configSource: source });
+    log(`run ${runId}: ${uiUrl ? `${uiUrl}/namespaces/${target.namespace}/workflows/${encodeURIComponent(runId)}` : `workflow ${runId} on ${target.address}`}`);
+    if (opts.detach) {
+      if (opts.json) printJson({ runId, detached: true });
+      return;
+    }
+    const watch = watchProgress(handle);
+    let result: RunResult;
+    try {
+      if (opts.worker === false) {
+        result = await handle.result();
+      } else {
+        // The all-in-one worker: both task queues in this process, for local runs.
+        const connection = await connectWorker(target);
+        try {
+          const workers = await createWorkers(connection, {
+            target,
+            queues: ['orchestration', 'model'],
+            taskQueues: config.temporal.taskQueues,
+          });
+          result = (await runWorkers(workers, handle.result()))!;
+        } finally {
+          await connection.close();
+        }
+      }
+    } finally {
+      await watch.stop();
+    }
+    if (opts.json) printJson(result);
+    else {
+      log(`run ${runId} finished: ${result.completed.join(', ')}`);
+      log(`config recorded at ${result.configRef.uri} (sha256 ${result.configRef.sha256.slice(0, 12)}…)`);
+      if (result.notYetImplemented.length) log(`not yet implemented in this version: ${result.notYetImplemented.join(', ')}`);
+    }
+  } finally {
+    await client.connection.close();
+  }
+}
+
+async function startOrAttach(client: Client, runId: string, taskQueue: string, input: RunInput): Promise<WorkflowHandle> {
+  try {
+    const handle = await client.workflow.start('selfRewardingRun', {
+      workflowId: runId,
+      taskQueue,
+      args: [input],
+      // A live run with this ID is attached to; a failed or terminated one may be started again
+      // (its completed steps are found in the store); a completed one is reported, not redone.
+      workflowIdConflictPolicy: 'USE_EXISTING',
+      workflowIdReusePolicy: 'ALLOW_DUPLICATE_FAILED_ONLY',
+      staticSummary: `Self-rewarding run ${runId}`,
+      typedSearchAttributes: [
+        { key: SrlmRunId, value: runId },
+        { key: SrlmStage, value: 'starting' },
+      ],
+    });
+    log(`run ${runId}: started (or attached to the live run)`);
+    return handle;
+  } catch (err) {
+    if (err instanceof WorkflowExecutionAlreadyStartedError) {
+      log(`run ${runId}: already completed; showing its result (pass --run-id to start another)`);
+      return client.workflow.getHandle(runId);
+    }
+    throw err;
+  }
+}
+
+function watchProgress(handle: WorkflowHandle): { stop: () => Promise<void> } {
+  let last = '';
+  let stopped = false;
+  let inFlight: Promise<void> = Promise.resolve();
+  const tick = async () => {
+    try {
+      const p = await handle.query<RunProgress>('progress');
+      const current = p.steps.at(-1);
+      const line = `stage ${p.stage}${current ? `, step ${current.step} (${current.status})` : ''}`;
+      if (line !== last && !stopped) log(`  ${line}`);
+      last = line;
+    } catch {
+      /* no worker has picked the workflow up yet */
+    }
+  };
+  const timer = setInterval(() => {
+    if (!stopped) inFlight = tick();
+  }, 1000);
+  return {
+    stop: async () => {
+      stopped = true;
+      clearInterval(timer);
+      await inFlight; // the connection closes after this: no query may still be on it
+    },
+  };
+}

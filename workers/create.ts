@@ -1,0 +1,107 @@
+import * as path from 'node:path';
+import { DefaultLogger, NativeConnection, Runtime, Worker, bundleWorkflowCode, type LogLevel, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { createRunConfigActivities, type ActivityDeps } from '../activities/run-config';
+import type { TemporalTarget } from './connection';
+
+export type QueueKind = 'model' | 'orchestration';
+
+export interface WorkerSetOptions {
+  target: TemporalTarget;
+  queues: QueueKind[];
+  taskQueues: { model: string; orchestration: string };
+  /** A prebuilt bundle (tests build one per suite); built from workflows/ when absent. */
+  workflowBundle?: WorkflowBundleWithSourceMap;
+  activityDeps?: ActivityDeps;
+}
+
+export const WORKFLOWS_PATH = path.join(__dirname, '..', 'workflows', 'index.js');
+
+export function bundleWorkflows(): Promise<WorkflowBundleWithSourceMap> {
+  return bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: quietBundlerLogger });
+}
+
+const quietBundlerLogger = {
+  log: () => undefined, trace: () => undefined, debug: () => undefined, info: () => undefined,
+  warn: (m: string) => process.stderr.write(`bundler: ${m}\n`),
+  error: (m: string) => process.stderr.write(`bundler: ${m}\n`),
+};
+
+let runtimeInstalled = false;
+
+/** Worker logs at WARN by default (SRLM_LOG_LEVEL=INFO or DEBUG for more): progress is ours to print. */
+function installRuntime(): void {
+  if (runtimeInstalled) return;
+  runtimeInstalled = true;
+  const level = (process.env.SRLM_LOG_LEVEL ?? 'WARN').toUpperCase() as LogLevel;
+  try {
+    Runtime.install({
+      logger: new DefaultLogger(level, (entry) => {
+        // A model-queue worker has no workflows by design; that is not worth a warning.
+        if (entry.message.startsWith('No workflows registered')) return;
+        process.stderr.write(`${entry.level} ${entry.message}${entry.meta ? ` ${JSON.stringify(entry.meta)}` : ''}\n`);
+      }),
+    });
+  } catch {
+    /* already installed by the embedding program */
+  }
+}
+
+export async function connectWorker(target: TemporalTarget): Promise<NativeConnection> {
+  installRuntime();
+  return NativeConnection.connect({
+    address: target.address,
+    ...(target.tls !== undefined ? { tls: target.tls } : {}),
+    ...(target.apiKey ? { apiKey: target.apiKey } : {}),
+  });
+}
+
+/**
+ * The workers of one process. The orchestration queue runs workflows and data/CPU activities;
+ * the model queue runs model activities one at a time (one model in memory per worker).
+ */
+export async function createWorkers(connection: NativeConnection, options: WorkerSetOptions): Promise<Worker[]> {
+  const activities = createRunConfigActivities(options.activityDeps);
+  const bundle = options.workflowBundle ?? (await bundleWorkflows());
+  const workers: Worker[] = [];
+  if (options.queues.includes('orchestration')) {
+    workers.push(
+      await Worker.create({
+        connection,
+        namespace: options.target.namespace,
+        taskQueue: options.taskQueues.orchestration,
+        workflowBundle: bundle,
+        activities,
+      }),
+    );
+  }
+  if (options.queues.includes('model')) {
+    workers.push(
+      await Worker.create({
+        connection,
+        namespace: options.target.namespace,
+        taskQueue: options.taskQueues.model,
+        activities,
+        maxConcurrentActivityTaskExecutions: 1,
+      }),
+    );
+  }
+  return workers;
+}
+
+/** Runs workers until `until` settles (or forever), then shuts them down cleanly. */
+export async function runWorkers<T>(workers: Worker[], until?: Promise<T>): Promise<T | undefined> {
+  if (until) {
+    const [first, ...rest] = workers;
+    if (!first) return until;
+    // runUntil on one worker, plain run on the others, all shut down together.
+    const others = rest.map((w) => w.run());
+    try {
+      return await first.runUntil(until);
+    } finally {
+      for (const w of rest) if (w.getState() === 'RUNNING') w.shutdown();
+      await Promise.allSettled(others);
+    }
+  }
+  await Promise.all(workers.map((w) => w.run()));
+  return undefined;
+}
