@@ -28,7 +28,8 @@ export async function runCommand(opts: RunOptions): Promise<void> {
     const watch = watchProgress(handle);
     let result: RunResult;
     try {
-      if (opts.worker === false) {
+      const running = (await handle.describe()).status.name === 'RUNNING';
+      if (opts.worker === false || !running) {
         result = await handle.result();
       } else {
         // The all-in-one worker: both task queues in this process, for local runs.

@@ -1,12 +1,9 @@
 #!/usr/bin/env node
 import { Command, Option } from 'commander';
-import { loadConfigFile } from '../core/config';
 import { InvalidInputError } from '../core/errors';
-import { infraDown, infraStatus, infraUp } from './infra';
-import { printJson, resolveRunConfig } from './common';
-import { runCommand } from './run';
-import { statusCommand } from './status';
-import { workerCommand } from './worker';
+
+// Commands load their modules when they run, so `--help` and config checks start fast
+// (the Temporal and AWS SDKs take a second to load).
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
 
@@ -33,36 +30,37 @@ function program(): Command {
       .option('--detach', 'start the run and return; workers elsewhere do the work')
       .option('--no-worker', 'do not run an all-in-one worker in this process')
       .option('--json', 'print the result as JSON on stdout'),
-  ).action((opts) => runCommand(opts));
+  ).action(async (opts) => (await import('./run.js')).runCommand(opts));
 
   withConfigOptions(
     srlm
       .command('worker')
       .description('serve task queues against the configured Temporal until interrupted')
       .addOption(new Option('--queues <list>', 'comma-separated: model (GPU work), orchestration (workflows, CPU work)').default('model,orchestration')),
-  ).action((opts) => workerCommand(opts));
+  ).action(async (opts) => (await import('./worker.js')).workerCommand(opts));
 
   withConfigOptions(
     srlm.command('status').argument('<runId>', 'the run ID').description('stage, steps and status of a run').option('--json', 'print JSON on stdout'),
-  ).action((runId, opts) => statusCommand(runId, opts));
+  ).action(async (runId, opts) => (await import('./status.js')).statusCommand(runId, opts));
 
   const config = srlm.command('config').description('inspect and validate run configs');
-  withConfigOptions(config.command('show').description('print the resolved config (defaults filled in) as JSON')).action((opts) => {
-    printJson(resolveRunConfig(opts).config);
+  withConfigOptions(config.command('show').description('print the resolved config (defaults filled in) as JSON')).action(async (opts) => {
+    const { resolveRunConfig } = await import('./run-config.js');
+    process.stdout.write(`${JSON.stringify(resolveRunConfig(opts).config, null, 2)}\n`);
   });
   config
     .command('check')
     .argument('<file>', 'a YAML or JSON run config')
     .description('validate a config file; errors name the file, line and field')
-    .action((file) => {
-      loadConfigFile(file);
+    .action(async (file) => {
+      (await import('../core/config/index.js')).loadConfigFile(file);
       process.stdout.write(`${file}: valid\n`);
     });
 
   const infra = srlm.command('infra').description('the local Temporal dev server (with Web UI) and S3 server');
-  infra.command('up').description('install (once, into the cache) and start both servers; they keep running').option('--json', 'print JSON').action((o) => infraUp(o));
-  infra.command('status').description('show whether the servers are running, and where').option('--json', 'print JSON').action((o) => infraStatus(o));
-  infra.command('down').description('stop both servers and wait until their processes are gone').action(() => infraDown());
+  infra.command('up').description('install (once, into the cache) and start both servers; they keep running').option('--json', 'print JSON').action(async (o) => (await import('./infra.js')).infraUp(o));
+  infra.command('status').description('show whether the servers are running, and where').option('--json', 'print JSON').action(async (o) => (await import('./infra.js')).infraStatus(o));
+  infra.command('down').description('stop both servers and wait until their processes are gone').action(async () => (await import('./infra.js')).infraDown());
   return srlm;
 }
 

@@ -17,7 +17,8 @@ export interface ConfigIssue {
 export class ConfigError extends InvalidInputError {
   constructor(readonly issues: ConfigIssue[]) {
     super(
-      `invalid config:\n${issues
+      `invalid config:\n${[...issues]
+        .sort((a, b) => (a.line ?? 0) - (b.line ?? 0))
         .map((i) => `  ${i.file}${i.line ? `:${i.line}:${i.column}` : ''}: ${i.path || '(top level)'}: ${i.message}`)
         .join('\n')}`,
     );

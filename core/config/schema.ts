@@ -176,8 +176,11 @@ export const EvaluationSettings = z
 
 export const StoreSettings = z
   .strictObject({
-    /** `file:///abs/dir`, a local path, or `s3://bucket/prefix`. */
-    uri: z.string().min(1).default('~/.srlm/artifacts'),
+    /**
+     * `file:///abs/dir`, a local path, or `s3://bucket/prefix`. `$SRLM_HOME` stands for the srlm
+     * home directory (SRLM_HOME, default ~/.srlm); the CLI expands it and makes local paths absolute.
+     */
+    uri: z.string().min(1).default('$SRLM_HOME/artifacts'),
     s3: z
       .strictObject({
         region: z.string().optional(),

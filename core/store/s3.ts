@@ -1,4 +1,5 @@
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
+import { Readable } from 'node:stream';
 import { createWriteStream, promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { pipeline } from 'node:stream/promises';
@@ -20,7 +21,7 @@ import {
   type ListedArtifact,
   type PutOptions,
 } from './artifact';
-import { HashingStream, VerifyingStream, readAll, toReadable } from './hashing';
+import { VerifyingStream, readAll, toReadable } from './hashing';
 import { validateKey, validatePrefix } from './keys';
 import { checkAgainstRef } from './ref-check';
 
@@ -83,10 +84,25 @@ export class S3Store implements ArtifactStore {
 
   async put(key: string, body: Body, options: PutOptions = {}): Promise<ArtifactRef> {
     const uri = this.uriFor(key);
-    const hasher = new HashingStream();
-    const source = toReadable(body);
-    source.on('error', (err) => hasher.destroy(err));
-    source.pipe(hasher);
+    const hasher = createHash('sha256');
+    let bytes = 0;
+    let sourceError: unknown;
+    // Hash on the way up: the sha256 is known the moment the last part is sent.
+    async function* hashed(): AsyncGenerator<Buffer> {
+      try {
+        for await (const chunk of toReadable(body)) {
+          const buf = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk as Uint8Array);
+          hasher.update(buf);
+          bytes += buf.length;
+          yield buf;
+        }
+      } catch (err) {
+        // An abort is the upload giving up on us (e.g. the server went away), not the body failing.
+        if ((err as { name?: string })?.name !== 'AbortError') sourceError = err;
+        throw err;
+      }
+    }
+    const stream = Readable.from(hashed());
     try {
       // Unpublish first: during an overwrite nobody may pair the old manifest with new data.
       await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: this.manifestKey(key) }));
@@ -95,7 +111,7 @@ export class S3Store implements ArtifactStore {
         params: {
           Bucket: this.bucket,
           Key: this.objectKey(key),
-          Body: hasher,
+          Body: stream,
           ...(options.contentType ? { ContentType: options.contentType } : {}),
         },
         partSize: PART_SIZE,
@@ -104,13 +120,16 @@ export class S3Store implements ArtifactStore {
       });
       await upload.done();
     } catch (err) {
-      source.unpipe(hasher);
+      stream.destroy();
+      // The caller's own body failing is the caller's error, not the store's.
+      if (sourceError !== undefined) throw sourceError;
       throw classifyS3Error(err, uri, 'uploading');
     }
+    const sha256 = hasher.digest('hex');
     const manifest: ArtifactManifest = {
       key,
-      sha256: hasher.digest(),
-      bytes: hasher.bytes,
+      sha256,
+      bytes,
       createdAt: new Date().toISOString(),
       ...(options.contentType ? { contentType: options.contentType } : {}),
     };

@@ -1,0 +1,146 @@
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import * as path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { isAlive, freePort, portOpen } from '../../infra/process';
+import { tempDir } from '../support/servers';
+
+const SRLM = path.join(__dirname, '..', '..', 'cli', 'srlm.js');
+const fixture = (name: string) => path.join(__dirname, '..', '..', '..', 'tests', 'fixtures', 'config', name);
+
+interface Result {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+  ms: number;
+}
+
+function srlm(args: string[], env: NodeJS.ProcessEnv = {}, timeoutMs = 180_000): Promise<Result> {
+  const started = Date.now();
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [SRLM, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.on('error', reject);
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr, ms: Date.now() - started });
+    });
+  });
+}
+
+describe('srlm command line', () => {
+  it('has --help for every command', async () => {
+    const commands = [[], ['run'], ['worker'], ['status'], ['config'], ['config', 'show'], ['config', 'check'], ['infra'], ['infra', 'up'], ['infra', 'status'], ['infra', 'down']];
+    for (const cmd of commands) {
+      const r = await srlm([...cmd, '--help']);
+      assert.equal(r.code, 0, `srlm ${cmd.join(' ')} --help: ${r.stderr}`);
+      assert.match(r.stdout, /^Usage: srlm/m, cmd.join(' '));
+    }
+  });
+
+  it('rejects a bad config file with exit code 2, naming the file, line and field, before touching Temporal', async () => {
+    const file = fixture('bad-beta.yaml');
+    for (const args of [['config', 'check', file], ['run', '--config', file]]) {
+      const r = await srlm(args, { TEMPORAL_ADDRESS: '127.0.0.1:1' });
+      assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
+      assert.match(r.stderr, /bad-beta\.yaml:12:\d+: iterations\.settings\.dpo\.beta: /);
+      assert.match(r.stderr, /bad-beta\.yaml:15:\d+: iterations\.settings\.candidates\.temprature: unknown field/);
+      assert.doesNotMatch(r.stderr, /at .*\.js:\d+/, 'no stack trace for a user error');
+    }
+    const good = await srlm(['config', 'check', fixture('good.yaml')]);
+    assert.equal(good.code, 0);
+  });
+
+  it('rejects bad flags with a usage message', async () => {
+    const r = await srlm(['run', '--seed', 'abc'], { TEMPORAL_ADDRESS: '127.0.0.1:1' });
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /--seed abc: expected a non-negative integer/);
+    const unknown = await srlm(['run', '--sed', '1']);
+    assert.notEqual(unknown.code, 0);
+    assert.match(unknown.stderr, /unknown option '--sed'/);
+  });
+
+  it('prints the resolved config with the paper defaults', async () => {
+    const r = await srlm(['config', 'show', '--preset', 'tiny', '--set', 'iterations.settings.dpo.beta=0.2']);
+    assert.equal(r.code, 0, r.stderr);
+    const config = JSON.parse(r.stdout);
+    assert.equal(config.iterations.settings.dpo.beta, 0.2);
+    assert.equal(config.iterations.settings.candidates.n, 4);
+    assert.match(config.store.uri, /^file:\/\//);
+  });
+});
+
+describe('srlm infra up / run / status / down (the local stack, as a user runs it)', () => {
+  let home: ReturnType<typeof tempDir>;
+  let env: NodeJS.ProcessEnv;
+  let ports: { temporal: number; ui: number; s3: number };
+
+  before(async () => {
+    home = tempDir('home');
+    ports = { temporal: await freePort(), ui: await freePort(), s3: await freePort() };
+    env = {
+      SRLM_HOME: home.dir,
+      SRLM_TEMPORAL_PORT: String(ports.temporal),
+      SRLM_TEMPORAL_UI_PORT: String(ports.ui),
+      SRLM_S3_PORT: String(ports.s3),
+      TEMPORAL_ADDRESS: '',
+    };
+  });
+  after(async () => {
+    await srlm(['infra', 'down'], env); // in case a test failed half way
+    home.remove();
+  });
+
+  it('brings both servers up, with the Web UI answering', async () => {
+    const up = await srlm(['infra', 'up'], env);
+    assert.equal(up.code, 0, up.stderr);
+    assert.match(up.stdout, new RegExp(`Temporal\\s+127\\.0\\.0\\.1:${ports.temporal}\\s+Web UI http://127\\.0\\.0\\.1:${ports.ui}`));
+    assert.match(up.stdout, new RegExp(`S3\\s+http://127\\.0\\.0\\.1:${ports.s3}`));
+    const status = await srlm(['infra', 'status', '--json'], env);
+    const services = JSON.parse(status.stdout) as { name: string; running: boolean; detail: string }[];
+    assert.deepEqual(services.map((s) => [s.name, s.running]), [['temporal', true], ['s3', true]]);
+    assert.match(services[0]!.detail, /Web UI answering/);
+    const page = await fetch(`http://127.0.0.1:${ports.ui}/`);
+    assert.equal(page.status, 200);
+    assert.match(await page.text(), /<html/i);
+  });
+
+  it('runs a workflow end to end from the CLI (CLI → Temporal → worker → store) and reports its status', async () => {
+    const run = await srlm(['run', '--preset', 'tiny', '--run-id', 'cli-e2e', '--json'], env);
+    assert.equal(run.code, 0, run.stderr);
+    const result = JSON.parse(run.stdout);
+    assert.deepEqual(result.completed, ['recordRunConfig', 'verifyArtifact']);
+    assert.equal(result.configRef.uri, `file://${home.dir}/artifacts/runs/cli-e2e/config.json`);
+    assert.match(run.stderr, new RegExp(`http://127\\.0\\.0\\.1:${ports.ui}/namespaces/default/workflows/cli-e2e`));
+
+    const status = await srlm(['status', 'cli-e2e', '--json'], env);
+    assert.equal(status.code, 0, status.stderr);
+    const s = JSON.parse(status.stdout);
+    assert.equal(s.status, 'COMPLETED');
+    assert.equal(s.stage, 'done');
+
+    // Running the same ID again attaches to the finished run instead of redoing it.
+    const again = await srlm(['run', '--preset', 'tiny', '--run-id', 'cli-e2e', '--json'], env);
+    assert.equal(again.code, 0, again.stderr);
+    assert.match(again.stderr, /already completed/);
+    assert.deepEqual(JSON.parse(again.stdout).configRef, result.configRef);
+
+    const missing = await srlm(['status', 'no-such-run'], env);
+    assert.equal(missing.code, 2);
+    assert.match(missing.stderr, /no run no-such-run/);
+  });
+
+  it('stops both servers and leaves no process behind', async () => {
+    const status = JSON.parse((await srlm(['infra', 'status', '--json'], env)).stdout) as { pid: number }[];
+    const down = await srlm(['infra', 'down'], env);
+    assert.equal(down.code, 0, down.stderr);
+    for (const s of status) assert.equal(isAlive(s.pid), false, `pid ${s.pid} still alive`);
+    for (const port of Object.values(ports)) assert.equal(await portOpen('127.0.0.1', port), false, `port ${port} still open`);
+    const after = JSON.parse((await srlm(['infra', 'status', '--json'], env)).stdout) as { running: boolean }[];
+    assert.deepEqual(after.map((s) => s.running), [false, false]);
+  });
+});
