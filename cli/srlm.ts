@@ -2,6 +2,10 @@
 import { Command, Option } from 'commander';
 import { InvalidInputError } from '../core/errors';
 
+// package-lock.json pins an AWS SDK release that supports Node 20; its notice about later
+// releases needing Node 22 says nothing about the one installed, so it is not printed.
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+
 // Commands load their modules when they run, so `--help` and config checks start fast
 // (the Temporal and AWS SDKs take a second to load).
 

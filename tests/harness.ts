@@ -35,7 +35,7 @@ async function main(): Promise<number> {
   const code = await new Promise<number>((resolve) => {
     const child = spawn(process.execPath, ['--test', '--test-timeout=900000', ...files], {
       stdio: 'inherit',
-      env: { ...process.env, SRLM_TEST_PID_DIR: pidDir, SRLM_TEMPORAL_BIN: temporal, SRLM_VERSITYGW_BIN: s3 },
+      env: { AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true', ...process.env, SRLM_TEST_PID_DIR: pidDir, SRLM_TEMPORAL_BIN: temporal, SRLM_VERSITYGW_BIN: s3 },
     });
     child.on('exit', (c, signal) => resolve(c ?? (signal ? 1 : 0)));
   });
