@@ -1,20 +1,20 @@
 import { randomUUID } from 'node:crypto';
 import { createReadStream, createWriteStream, promises as fs } from 'node:fs';
 import * as path from 'node:path';
+import { PassThrough } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { ArtifactNotFoundError, InvalidInputError, StoreUnavailableError } from '../errors';
+import { InvalidInputError, StoreUnavailableError } from '../errors';
 import {
   ArtifactManifest,
   type ArtifactRef,
-  type ArtifactStore,
   type Body,
   type ListedArtifact,
   type PutOptions,
 } from './artifact';
-import { HashingStream, VerifyingStream, readAll, toReadable } from './hashing';
+import { HashingStream, toReadable } from './hashing';
 import { validateKey, validatePrefix } from './keys';
-import { checkAgainstRef } from './ref-check';
+import { VerifiedReadStore } from './verified-reads';
 
 const META = '.srlm';
 
@@ -26,11 +26,12 @@ const META = '.srlm';
  * `<root>/.srlm/tmp/` and are renamed into place (rename is atomic within a file system); the
  * manifest is renamed into place after the data, so a manifest always has its data.
  */
-export class LocalStore implements ArtifactStore {
+export class LocalStore extends VerifiedReadStore {
   readonly rootUri: string;
   private readonly root: string;
 
   constructor(root: string) {
+    super();
     this.root = path.resolve(root);
     this.rootUri = pathToFileURL(this.root).href;
   }
@@ -113,38 +114,11 @@ export class LocalStore implements ArtifactStore {
     return m && { uri: this.uriFor(key), sha256: m.sha256, bytes: m.bytes };
   }
 
-  private async resolve(keyOrRef: string | ArtifactRef): Promise<{ key: string; ref: ArtifactRef }> {
-    const key = typeof keyOrRef === 'string' ? validateKey(keyOrRef) : this.keyFor(keyOrRef.uri);
-    const ref = await this.head(key);
-    if (!ref) throw new ArtifactNotFoundError(this.uriFor(key));
-    if (typeof keyOrRef !== 'string') checkAgainstRef(keyOrRef, ref);
-    return { key, ref };
-  }
-
-  async getStream(keyOrRef: string | ArtifactRef): Promise<NodeJS.ReadableStream> {
-    const { key, ref } = await this.resolve(keyOrRef);
+  protected async openData(key: string, ref: ArtifactRef): Promise<NodeJS.ReadableStream> {
     const source = createReadStream(this.dataPath(key));
-    const verify = new VerifyingStream(ref.uri, ref.sha256);
-    source.on('error', (err) => verify.destroy(wrapFsError(err, ref.uri)));
-    return source.pipe(verify);
-  }
-
-  async get(keyOrRef: string | ArtifactRef): Promise<Buffer> {
-    return readAll(await this.getStream(keyOrRef));
-  }
-
-  async download(keyOrRef: string | ArtifactRef, dest: string): Promise<ArtifactRef> {
-    const { ref } = await this.resolve(keyOrRef);
-    const tmp = `${dest}.partial-${randomUUID()}`;
-    await fs.mkdir(path.dirname(path.resolve(dest)), { recursive: true });
-    try {
-      await pipeline(await this.getStream(ref), createWriteStream(tmp));
-      await fs.rename(tmp, dest);
-    } catch (err) {
-      await fs.rm(tmp, { force: true });
-      throw err;
-    }
-    return ref;
+    const wrapped = new PassThrough();
+    source.on('error', (err) => wrapped.destroy(wrapFsError(err, ref.uri)));
+    return source.pipe(wrapped);
   }
 
   async list(prefix: string): Promise<ListedArtifact[]> {

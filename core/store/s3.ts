@@ -1,8 +1,5 @@
-import { createHash, randomUUID } from 'node:crypto';
-import { Readable } from 'node:stream';
-import { createWriteStream, promises as fs } from 'node:fs';
-import * as path from 'node:path';
-import { pipeline } from 'node:stream/promises';
+import { createHash } from 'node:crypto';
+import { PassThrough, Readable } from 'node:stream';
 import {
   DeleteObjectCommand,
   GetObjectCommand,
@@ -16,14 +13,13 @@ import { ArtifactNotFoundError, InvalidInputError, StoreUnavailableError } from 
 import {
   ArtifactManifest,
   type ArtifactRef,
-  type ArtifactStore,
   type Body,
   type ListedArtifact,
   type PutOptions,
 } from './artifact';
-import { VerifyingStream, readAll, toReadable } from './hashing';
+import { toReadable } from './hashing';
 import { validateKey, validatePrefix } from './keys';
-import { checkAgainstRef } from './ref-check';
+import { VerifiedReadStore } from './verified-reads';
 
 const META = '.srlm';
 /** Multipart part size: large enough for few requests, small enough to retry cheaply. */
@@ -49,7 +45,7 @@ export interface S3StoreOptions {
  * written after the data, so a manifest always has its data. Listing reads manifests only, so
  * an upload that never completed is invisible.
  */
-export class S3Store implements ArtifactStore {
+export class S3Store extends VerifiedReadStore {
   readonly rootUri: string;
   readonly bucket: string;
   readonly prefix: string;
@@ -57,6 +53,7 @@ export class S3Store implements ArtifactStore {
   private readonly queueSize: number;
 
   constructor(options: S3StoreOptions) {
+    super();
     this.bucket = options.bucket;
     this.prefix = normalisePrefix(options.prefix ?? '');
     this.client = options.client ?? new S3Client(options.clientConfig ?? {});
@@ -164,16 +161,7 @@ export class S3Store implements ArtifactStore {
     return m && { uri: this.uriFor(key), sha256: m.sha256, bytes: m.bytes };
   }
 
-  private async resolve(keyOrRef: string | ArtifactRef): Promise<{ key: string; ref: ArtifactRef }> {
-    const key = typeof keyOrRef === 'string' ? validateKey(keyOrRef) : this.keyFor(keyOrRef.uri);
-    const ref = await this.head(key);
-    if (!ref) throw new ArtifactNotFoundError(this.uriFor(key));
-    if (typeof keyOrRef !== 'string') checkAgainstRef(keyOrRef, ref);
-    return { key, ref };
-  }
-
-  async getStream(keyOrRef: string | ArtifactRef): Promise<NodeJS.ReadableStream> {
-    const { key, ref } = await this.resolve(keyOrRef);
+  protected async openData(key: string, ref: ArtifactRef): Promise<NodeJS.ReadableStream> {
     let res;
     try {
       res = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: this.objectKey(key) }));
@@ -182,27 +170,9 @@ export class S3Store implements ArtifactStore {
       throw classifyS3Error(err, ref.uri, 'downloading');
     }
     const source = res.Body as NodeJS.ReadableStream;
-    const verify = new VerifyingStream(ref.uri, ref.sha256);
-    source.on('error', (err: unknown) => verify.destroy(classifyS3Error(err, ref.uri, 'downloading')));
-    return source.pipe(verify);
-  }
-
-  async get(keyOrRef: string | ArtifactRef): Promise<Buffer> {
-    return readAll(await this.getStream(keyOrRef));
-  }
-
-  async download(keyOrRef: string | ArtifactRef, dest: string): Promise<ArtifactRef> {
-    const { ref } = await this.resolve(keyOrRef);
-    const tmp = `${dest}.partial-${randomUUID()}`;
-    await fs.mkdir(path.dirname(path.resolve(dest)), { recursive: true });
-    try {
-      await pipeline(await this.getStream(ref), createWriteStream(tmp));
-      await fs.rename(tmp, dest);
-    } catch (err) {
-      await fs.rm(tmp, { force: true });
-      throw err;
-    }
-    return ref;
+    const wrapped = new PassThrough();
+    source.on('error', (err: unknown) => wrapped.destroy(classifyS3Error(err, ref.uri, 'downloading')));
+    return source.pipe(wrapped);
   }
 
   async list(prefix: string): Promise<ListedArtifact[]> {
