@@ -4,14 +4,21 @@
  */
 import { cacheDir } from './paths';
 import { ensureS3Server, ensureTemporalCli } from './install';
+import { ensureNativeBackend } from './native-backend';
 
 async function run(): Promise<void> {
   const log = (line: string) => process.stderr.write(`${line}\n`);
   log(`setup: cache ${cacheDir()}`);
   const started = Date.now();
-  const [temporal, s3] = await Promise.all([ensureTemporalCli(log), ensureS3Server(log)]);
-  log(`setup: temporal → ${temporal}`);
-  log(`setup: versitygw → ${s3}`);
+  // `npm run setup` prepares everything; `npm start` asks only for what a local run needs.
+  const wanted = new Set(process.argv.slice(2).length ? process.argv.slice(2) : ['temporal', 's3', 'native']);
+  for (const part of wanted) if (!['temporal', 's3', 'native'].includes(part)) throw new Error(`setup: unknown part ${part}; use temporal, s3, native`);
+  if (wanted.has('temporal')) log(`setup: temporal → ${await ensureTemporalCli(log)}`);
+  if (wanted.has('s3')) log(`setup: versitygw → ${await ensureS3Server(log)}`);
+  if (wanted.has('native')) {
+    const native = await ensureNativeBackend(log);
+    log(`setup: native TensorFlow backend → ${native.ok ? 'ready' : `not available (${native.detail}); the wasm backend will be used`}`);
+  }
   log(`setup: done in ${Math.round((Date.now() - started) / 1000)} s`);
 }
 

@@ -13,6 +13,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { ensureS3Server, ensureTemporalCli } from '../infra/install';
+import { ensureNativeBackend } from '../infra/native-backend';
 import { isAlive, stopProcess } from '../infra/process';
 
 const log = (line: string) => process.stderr.write(`${line}\n`);
@@ -23,6 +24,8 @@ async function main(): Promise<number> {
   const [temporal, s3] = await Promise.all([ensureTemporalCli(log), ensureS3Server(log)]);
   log(`srlm tests: temporal ${temporal}`);
   log(`srlm tests: versitygw ${s3}`);
+  const native = await ensureNativeBackend(log);
+  log(`srlm tests: native TensorFlow backend ${native.ok ? 'ready' : `NOT available (${native.detail}); model tests run on wasm/cpu`}`);
   log(`srlm tests: setup took ${Math.round((Date.now() - started) / 1000)} s`);
 
   const pidDir = mkdtempSync(path.join(os.tmpdir(), 'srlm-test-pids-'));
@@ -35,7 +38,7 @@ async function main(): Promise<number> {
   const code = await new Promise<number>((resolve) => {
     const child = spawn(process.execPath, ['--test', '--test-timeout=900000', ...files], {
       stdio: 'inherit',
-      env: { AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true', ...process.env, SRLM_TEST_PID_DIR: pidDir, SRLM_TEMPORAL_BIN: temporal, SRLM_VERSITYGW_BIN: s3 },
+      env: { AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true', ...process.env, SRLM_TEST_PID_DIR: pidDir, SRLM_TEMPORAL_BIN: temporal, SRLM_VERSITYGW_BIN: s3, SRLM_EXPECT_NATIVE: native.ok ? '1' : '0' },
     });
     child.on('exit', (c, signal) => resolve(c ?? (signal ? 1 : 0)));
   });

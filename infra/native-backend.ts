@@ -1,0 +1,197 @@
+/**
+ * Provisions TensorFlow.js's native CPU backend (`@tensorflow/tfjs-node`) without its own install
+ * script, which downloads libtensorflow from a host these machines cannot reach.
+ *
+ * The TensorFlow C library ships inside the `tensorflow-cpu` wheel on PyPI and exports the full C
+ * API that tfjs-node's binding uses. This step, cached and idempotent:
+ *  1. downloads the pinned wheel with pip (sha256-checked) and unpacks only the two shared
+ *     libraries and the C headers into the cache (≈ 920 MB, once);
+ *  2. links them into tfjs-node's `deps/` the way its own installer lays them out;
+ *  3. builds the N-API binding with node-gyp against the installed Node headers (`--nodedir`),
+ *     or reuses a binding built earlier for the same versions;
+ *  4. checks, in a child process, that the `tensorflow` backend loads and computes.
+ *
+ * Everything works without it (the wasm and cpu backends are slower); a failure here is reported,
+ * never fatal to `npm test` or `npm start`.
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import { createHash, randomUUID } from 'node:crypto';
+import { createReadStream, existsSync, promises as fs, readFileSync, realpathSync } from 'node:fs';
+import * as path from 'node:path';
+import { cacheDir } from './paths';
+import type { Log } from './install';
+
+export const TENSORFLOW_WHEEL = {
+  name: 'tensorflow-cpu',
+  version: '2.21.0',
+  platform: 'manylinux_2_27_x86_64',
+  python: '3.11',
+  abi: 'cp311',
+  sha256: '2b847d217b02ee7731ed91431daf3250daa0196c3c94614d23be27232e6e5b6c',
+};
+
+export interface NativeStatus {
+  ok: boolean;
+  detail: string;
+}
+
+function tfjsNodeDir(): string | undefined {
+  try {
+    return path.dirname(require.resolve('@tensorflow/tfjs-node/package.json'));
+  } catch {
+    return undefined;
+  }
+}
+
+function run(command: string, args: string[], options: { cwd?: string; env?: NodeJS.ProcessEnv; log: Log; label: string }): Promise<void> {
+  const started = Date.now();
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, args, { cwd: options.cwd, env: options.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let tail = '';
+    const keep = (chunk: Buffer) => {
+      tail = (tail + chunk.toString()).slice(-4000);
+    };
+    child.stdout.on('data', keep);
+    child.stderr.on('data', keep);
+    const ticker = setInterval(() => options.log(`  ${options.label} | still working (${Math.round((Date.now() - started) / 1000)} s)`), 15_000);
+    child.on('error', (err) => {
+      clearInterval(ticker);
+      reject(new Error(`${options.label}: could not run ${command}: ${err.message}`));
+    });
+    child.on('exit', (code) => {
+      clearInterval(ticker);
+      if (code === 0) resolve();
+      else reject(new Error(`${options.label}: ${command} exited with ${code}:\n${tail}`));
+    });
+  });
+}
+
+async function sha256File(file: string): Promise<string> {
+  const h = createHash('sha256');
+  for await (const chunk of createReadStream(file)) h.update(chunk as Buffer);
+  return h.digest('hex');
+}
+
+/** The unpacked TensorFlow C library in the cache (downloading and unpacking it once). */
+async function ensureLibtensorflow(log: Log): Promise<string> {
+  const dir = path.join(cacheDir(), `libtensorflow-cpu-${TENSORFLOW_WHEEL.version}`);
+  if (existsSync(path.join(dir, 'lib', 'libtensorflow_cc.so.2'))) return dir;
+  const python = ['python3', 'python'].find((p) => spawnSync(p, ['--version']).status === 0);
+  if (!python) throw new Error('python3 with pip is needed to fetch the TensorFlow C library');
+  const tmp = `${dir}.tmp-${randomUUID()}`;
+  await fs.mkdir(tmp, { recursive: true });
+  try {
+    log(`native backend: fetching ${TENSORFLOW_WHEEL.name}==${TENSORFLOW_WHEEL.version} (274 MB, once) for its TensorFlow C library`);
+    await run(python, [
+      '-m', 'pip', 'download', '--no-deps', '--only-binary', ':all:', '--disable-pip-version-check', '--progress-bar', 'off',
+      '--platform', TENSORFLOW_WHEEL.platform, '--python-version', TENSORFLOW_WHEEL.python, '--implementation', 'cp', '--abi', TENSORFLOW_WHEEL.abi,
+      '--dest', tmp, `${TENSORFLOW_WHEEL.name}==${TENSORFLOW_WHEEL.version}`,
+    ], { log, label: 'native backend' });
+    const wheel = (await fs.readdir(tmp)).find((f) => f.endsWith('.whl'));
+    if (!wheel) throw new Error('pip downloaded no wheel');
+    const actual = await sha256File(path.join(tmp, wheel));
+    if (actual !== TENSORFLOW_WHEEL.sha256) throw new Error(`${wheel} has sha256 ${actual}, expected the pinned ${TENSORFLOW_WHEEL.sha256}`);
+    log('native backend: sha256 verified; unpacking the C library and headers');
+    const unpack = [
+      'import sys, zipfile, os, shutil',
+      'z = zipfile.ZipFile(sys.argv[1]); out = sys.argv[2]',
+      'for n in z.namelist():',
+      "    if n in ('tensorflow/libtensorflow_cc.so.2', 'tensorflow/libtensorflow_framework.so.2'):",
+      "        with z.open(n) as src, open(os.path.join(out, 'lib', os.path.basename(n)), 'wb') as dst: shutil.copyfileobj(src, dst, 1 << 22)",
+      "    elif n.startswith(('tensorflow/include/tensorflow/', 'tensorflow/include/xla/', 'tensorflow/include/tsl/')) and not n.endswith('/'):",
+      "        dest = os.path.join(out, 'include', n[len('tensorflow/include/'):])",
+      '        os.makedirs(os.path.dirname(dest), exist_ok=True)',
+      "        with z.open(n) as src, open(dest, 'wb') as dst: shutil.copyfileobj(src, dst)",
+    ].join('\n');
+    await fs.mkdir(path.join(tmp, 'lib'));
+    await fs.mkdir(path.join(tmp, 'include'));
+    await run(python, ['-c', unpack, path.join(tmp, wheel), tmp], { log, label: 'native backend' });
+    await fs.rm(path.join(tmp, wheel));
+    try {
+      await fs.rename(tmp, dir);
+    } catch (err) {
+      if (!existsSync(dir)) throw err;
+    }
+  } finally {
+    await fs.rm(tmp, { recursive: true, force: true });
+  }
+  return dir;
+}
+
+/** Lays out deps/lib and deps/include in the tfjs-node package as its installer would. */
+async function linkDeps(pkg: string, lib: string): Promise<void> {
+  const deps = path.join(pkg, 'deps');
+  await fs.rm(deps, { recursive: true, force: true });
+  await fs.mkdir(path.join(deps, 'lib'), { recursive: true });
+  const link = (target: string, name: string) => fs.symlink(target, path.join(deps, 'lib', name));
+  await link(path.join(lib, 'lib', 'libtensorflow_cc.so.2'), 'libtensorflow_cc.so.2');
+  await link(path.join(lib, 'lib', 'libtensorflow_framework.so.2'), 'libtensorflow_framework.so.2');
+  // The binding links -ltensorflow: the C API lives in libtensorflow_cc in the wheel.
+  await link('libtensorflow_cc.so.2', 'libtensorflow.so.2');
+  await link('libtensorflow_cc.so.2', 'libtensorflow.so');
+  await link('libtensorflow_framework.so.2', 'libtensorflow_framework.so');
+  await fs.symlink(path.join(lib, 'include'), path.join(deps, 'include'));
+}
+
+function nodeGyp(): string | undefined {
+  const candidates = [
+    process.env.npm_config_node_gyp,
+    path.join(path.dirname(realpathSync(process.execPath)), '..', 'lib', 'node_modules', 'npm', 'node_modules', 'node-gyp', 'bin', 'node-gyp.js'),
+  ];
+  return candidates.find((c): c is string => Boolean(c && existsSync(c)));
+}
+
+/** Loads tfjs-node in a fresh process and runs one op on the `tensorflow` backend. */
+export function checkNativeBackend(): NativeStatus {
+  const probe = "const tf=require('@tensorflow/tfjs-node');const s=tf.add(tf.tensor([1,2]),tf.tensor([3,4])).dataSync();process.stdout.write(tf.getBackend()+' '+Array.from(s).join(','))";
+  const res = spawnSync(process.execPath, ['-e', probe], { encoding: 'utf8', env: { ...process.env, TF_CPP_MIN_LOG_LEVEL: '2' }, cwd: path.join(__dirname, '..', '..') });
+  if (res.status === 0 && res.stdout.trim() === 'tensorflow 4,6') return { ok: true, detail: 'tfjs-node loads and computes on the tensorflow backend' };
+  const why = (res.stderr || res.stdout).split('\n').find((l) => /Error|error/.test(l)) ?? `exit ${res.status}`;
+  return { ok: false, detail: why.trim() };
+}
+
+/** Provisions the native backend if it is not already working. Never throws: reports instead. */
+export async function ensureNativeBackend(log: Log): Promise<NativeStatus> {
+  if (process.env.SRLM_SKIP_NATIVE === '1') return { ok: false, detail: 'skipped (SRLM_SKIP_NATIVE=1)' };
+  const pkg = tfjsNodeDir();
+  if (!pkg) return { ok: false, detail: '@tensorflow/tfjs-node is not installed (it is an optional dependency)' };
+  if (process.platform !== 'linux' || process.arch !== 'x64') {
+    return { ok: false, detail: `no pinned TensorFlow C library for ${process.platform}-${process.arch}; using wasm or cpu` };
+  }
+  const already = checkNativeBackend();
+  if (already.ok) return already;
+  const started = Date.now();
+  try {
+    const lib = await ensureLibtensorflow(log);
+    await linkDeps(pkg, lib);
+    const version = JSON.parse(readFileSync(path.join(pkg, 'package.json'), 'utf8')).version as string;
+    const key = `tfjs-node-${version}-node${process.versions.modules}-tf${TENSORFLOW_WHEEL.version}`;
+    const cached = path.join(cacheDir(), 'tfjs-node-binding', key, 'tfjs_binding.node');
+    const target = path.join(pkg, 'lib', `napi-v${process.versions.napi === undefined ? 8 : Math.min(8, Number(process.versions.napi))}`, 'tfjs_binding.node');
+    if (existsSync(cached)) {
+      await fs.mkdir(path.dirname(target), { recursive: true });
+      await fs.copyFile(cached, target);
+      log('native backend: reusing the binding built earlier');
+    } else {
+      const gyp = nodeGyp();
+      if (!gyp) throw new Error('node-gyp was not found (it ships with npm); set npm_config_node_gyp');
+      log('native backend: building the tfjs-node binding against the TensorFlow C library (about 30 s)');
+      const preGyp = require.resolve('@mapbox/node-pre-gyp/bin/node-pre-gyp', { paths: [pkg] });
+      await run(process.execPath, [preGyp, 'install', '--build-from-source', `--nodedir=${process.env.npm_config_nodedir ?? path.join(path.dirname(realpathSync(process.execPath)), '..')}`], {
+        cwd: pkg,
+        env: { ...process.env, npm_config_node_gyp: gyp },
+        log,
+        label: 'native backend',
+      });
+      const built = (await fs.readdir(path.join(pkg, 'lib'), { recursive: true })).map(String).find((f) => f.endsWith('tfjs_binding.node'));
+      if (!built) throw new Error('the build produced no tfjs_binding.node');
+      await fs.mkdir(path.dirname(cached), { recursive: true });
+      await fs.copyFile(path.join(pkg, 'lib', built), cached);
+    }
+    const status = checkNativeBackend();
+    if (status.ok) log(`native backend: ready in ${Math.round((Date.now() - started) / 1000)} s`);
+    return status;
+  } catch (err) {
+    return { ok: false, detail: (err as Error).message.split('\n').slice(0, 3).join(' ') };
+  }
+}
