@@ -51,7 +51,10 @@ export class DecoderModel {
       const w = weights.get(name);
       if (!w) throw new Error(`parameter ${name} is missing`);
       if (w.shape.join(',') !== shape.join(',')) throw new Error(`parameter ${name} has shape [${w.shape}], expected [${shape}]`);
-      this.params.set(name, tf.variable(tf.tensor(w.data, shape, 'float32'), true, `${name}`));
+      const initial = tf.tensor(w.data, shape, 'float32');
+      // tfjs variable names are global to the process: leave them unnamed, many models coexist.
+      this.params.set(name, tf.variable(initial, true));
+      initial.dispose();
     }
   }
 

@@ -1,0 +1,168 @@
+/**
+ * Batched generation: left padding, a KV cache (or full recomputation, to check the cache),
+ * greedy or sampled decoding with temperature, top-k and top-p, a seeded RNG (each draw advances
+ * it, so every step differs and a saved state resumes exactly), end-of-sequence and stop
+ * sequences, and a cap on new tokens.
+ *
+ * Token choice happens on the host from one [B, V] logits row per step: exact, backend-independent
+ * and reproducible, at the cost of one small transfer per step.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { InvalidInputError } from '../errors';
+import type { Rng } from '../random';
+import { positionsFromMask, type DecoderModel, type LayerCache } from './decoder';
+
+export interface GenerateOptions {
+  maxNewTokens: number;
+  /** Greedy (argmax) decoding; otherwise sampling with the settings below. */
+  greedy?: boolean;
+  temperature?: number;
+  /** Keep the k most likely tokens (0 = all). */
+  topK?: number;
+  /** Keep the smallest set of tokens whose probability reaches p (1 = all). */
+  topP?: number;
+  /** Required for sampling. */
+  rng?: Rng;
+  /** Stop a row at this token (default: the model's eos; null: never). */
+  eosTokenId?: number | null;
+  /** Stop a row when its new tokens end with one of these token sequences (the sequence is kept). */
+  stopSequences?: number[][];
+  /** Used for left padding (default: the model's pad id, else 0). */
+  padTokenId?: number;
+  /** Reuse keys and values of earlier positions (default). False recomputes everything each step. */
+  useCache?: boolean;
+}
+
+export type FinishReason = 'length' | 'eos' | 'stop';
+
+export interface GenerateResult {
+  /** New tokens per prompt (without the prompt; including the eos or stop sequence that ended it). */
+  tokens: number[][];
+  finishReasons: FinishReason[];
+}
+
+/** Chooses a token from one logits row. */
+export function chooseToken(logits: Float32Array, options: GenerateOptions): number {
+  if (options.greedy) {
+    let best = 0;
+    for (let i = 1; i < logits.length; i++) if (logits[i]! > logits[best]!) best = i;
+    return best;
+  }
+  const rng = options.rng;
+  if (!rng) throw new InvalidInputError('sampling needs a seeded rng (or greedy: true)');
+  const temperature = options.temperature ?? 1;
+  if (!(temperature > 0)) throw new InvalidInputError(`temperature must be > 0 (got ${temperature}); use greedy for argmax`);
+  const order = Array.from(logits.keys()).sort((a, b) => logits[b]! - logits[a]! || a - b);
+  const k = options.topK && options.topK > 0 ? Math.min(options.topK, order.length) : order.length;
+  const top = order.slice(0, k);
+  const maxLogit = logits[top[0]!]! / temperature;
+  const weights = top.map((i) => Math.exp(logits[i]! / temperature - maxLogit));
+  const total = weights.reduce((a, b) => a + b, 0);
+  const topP = options.topP ?? 1;
+  let keep = top.length;
+  if (topP < 1) {
+    let cumulative = 0;
+    for (let i = 0; i < top.length; i++) {
+      cumulative += weights[i]! / total;
+      if (cumulative >= topP) {
+        keep = i + 1;
+        break;
+      }
+    }
+  }
+  const kept = weights.slice(0, keep);
+  const keptTotal = kept.reduce((a, b) => a + b, 0);
+  let u = rng.next() * keptTotal;
+  for (let i = 0; i < keep; i++) {
+    u -= kept[i]!;
+    if (u < 0) return top[i]!;
+  }
+  return top[keep - 1]!;
+}
+
+function endsWith(tokens: number[], suffix: number[]): boolean {
+  if (suffix.length === 0 || suffix.length > tokens.length) return false;
+  for (let i = 1; i <= suffix.length; i++) if (tokens[tokens.length - i] !== suffix[suffix.length - i]) return false;
+  return true;
+}
+
+function disposeCache(cache: LayerCache[] | undefined): void {
+  if (cache) for (const c of cache) tf.dispose([c.k, c.v]);
+}
+
+export async function generate(model: DecoderModel, prompts: number[][], options: GenerateOptions): Promise<GenerateResult> {
+  if (prompts.length === 0) return { tokens: [], finishReasons: [] };
+  if (prompts.some((p) => p.length === 0)) throw new InvalidInputError('every prompt needs at least one token');
+  const { vocabSize, maxPositions } = model.config;
+  for (const p of prompts) for (const id of p) if (!Number.isInteger(id) || id < 0 || id >= vocabSize) throw new InvalidInputError(`token id ${id} is outside the vocabulary [0, ${vocabSize})`);
+  const B = prompts.length;
+  const L = Math.max(...prompts.map((p) => p.length));
+  if (L + options.maxNewTokens > maxPositions) {
+    throw new InvalidInputError(`prompt length ${L} + ${options.maxNewTokens} new tokens exceeds the model's ${maxPositions} positions`);
+  }
+  const pad = options.padTokenId ?? model.config.padTokenId ?? 0;
+  const eos = options.eosTokenId === undefined ? model.config.eosTokenId : options.eosTokenId;
+  const useCache = options.useCache !== false;
+
+  const rows = prompts.map((p) => [...new Array<number>(L - p.length).fill(pad), ...p]);
+  const maskRows = prompts.map((p) => [...new Array<number>(L - p.length).fill(0), ...new Array<number>(p.length).fill(1)]);
+  const out: number[][] = prompts.map(() => []);
+  const reasons: (FinishReason | undefined)[] = prompts.map(() => undefined);
+
+  let cache: LayerCache[] | undefined;
+  let mask = tf.tensor2d(maskRows, [B, L], 'int32');
+  let nextPos = prompts.map((p) => p.length); // the next token's position per row
+  let last: Float32Array;
+  {
+    const ids = tf.tensor2d(rows, [B, L], 'int32');
+    const positions = positionsFromMask(mask);
+    const { logits, present } = model.forward(ids, positions, mask);
+    const lastLogits = tf.slice(logits, [0, L - 1, 0], [B, 1, vocabSize]);
+    last = (await lastLogits.data()) as Float32Array;
+    tf.dispose([ids, positions, logits, lastLogits]);
+    if (useCache) cache = present;
+    else disposeCache(present);
+  }
+  try {
+    for (let step = 0; step < options.maxNewTokens; step++) {
+      const chosen = prompts.map((_, b) => {
+        if (reasons[b]) return pad;
+        const token = chooseToken(last.subarray(b * vocabSize, (b + 1) * vocabSize), options);
+        out[b]!.push(token);
+        if (eos !== null && eos !== undefined && token === eos) reasons[b] = 'eos';
+        else if (options.stopSequences?.some((s) => endsWith(out[b]!, s))) reasons[b] = 'stop';
+        return token;
+      });
+      if (reasons.every(Boolean) || step === options.maxNewTokens - 1) break;
+      for (let b = 0; b < B; b++) rows[b]!.push(chosen[b]!);
+      const grown = tf.tidy(() => tf.concat([mask, tf.ones([B, 1], 'int32')], 1) as tf.Tensor2D);
+      mask.dispose();
+      mask = grown;
+      let logits: tf.Tensor3D;
+      let present: LayerCache[];
+      if (useCache) {
+        const ids = tf.tensor2d(chosen, [B, 1], 'int32');
+        const positions = tf.tensor2d(nextPos, [B, 1], 'int32');
+        ({ logits, present } = model.forward(ids, positions, mask, { past: cache! }));
+        tf.dispose([ids, positions]);
+        disposeCache(cache);
+        cache = present;
+      } else {
+        const ids = tf.tensor2d(rows, undefined, 'int32');
+        const positions = positionsFromMask(mask);
+        ({ logits, present } = model.forward(ids, positions, mask));
+        tf.dispose([ids, positions]);
+        disposeCache(present);
+      }
+      nextPos = nextPos.map((p) => p + 1);
+      const T = logits.shape[1];
+      const lastLogits = tf.slice(logits, [0, T - 1, 0], [B, 1, vocabSize]);
+      last = (await lastLogits.data()) as Float32Array;
+      tf.dispose([logits, lastLogits]);
+    }
+  } finally {
+    disposeCache(cache);
+    mask.dispose();
+  }
+  return { tokens: out, finishReasons: reasons.map((r) => r ?? 'length') };
+}

@@ -1,0 +1,55 @@
+/**
+ * Our decoders against transformers: logits on padded batches and greedy continuations, for
+ * Llama with grouped-query attention and untied embeddings, Llama with tied embeddings, GPT-2,
+ * and bf16 / f16 checkpoints (fixtures from tests/fixtures/hf/make_fixtures.py).
+ */
+import assert from 'node:assert/strict';
+import { before, describe, it } from 'node:test';
+import * as tf from '@tensorflow/tfjs-core';
+import { initBackend } from '../../core/compute/backend';
+import { loadCheckpoint } from '../../core/model/checkpoint';
+import { positionsFromMask } from '../../core/model/decoder';
+import { generate } from '../../core/model/generate';
+import { MODEL_FIXTURES, expected, fixtureDir, maxAbsDiff } from '../support/hf-fixtures';
+
+describe('decoders match transformers', () => {
+  before(async () => {
+    await initBackend(undefined, () => undefined);
+  });
+
+  for (const name of MODEL_FIXTURES) {
+    it(`${name}: logits within 1e-4 on padded and unpadded batches`, () => {
+      const { model } = loadCheckpoint(fixtureDir(name));
+      try {
+        for (const c of expected(name).logits_cases) {
+          const ids = tf.tensor2d(c.input_ids, undefined, 'int32');
+          const mask = tf.tensor2d(c.attention_mask, undefined, 'int32');
+          const positions = positionsFromMask(mask);
+          assert.deepEqual(positions.arraySync(), c.position_ids, `${c.name}: positions`);
+          const { logits, present } = model.forward(ids, positions, mask);
+          const diff = maxAbsDiff(logits.arraySync(), c.logits, c.attention_mask);
+          assert.ok(diff <= 1e-4, `${name}/${c.name}: max |Δlogit| = ${diff}`);
+          tf.dispose([ids, mask, positions, logits, ...present.flatMap((p) => [p.k, p.v])]);
+        }
+      } finally {
+        model.dispose();
+      }
+    });
+
+    it(`${name}: greedy continuations are token-identical, with and without the KV cache`, async () => {
+      const { model } = loadCheckpoint(fixtureDir(name));
+      try {
+        for (const c of expected(name).greedy_cases) {
+          const prompts = c.input_ids.map((row, b) => row.filter((_, t) => c.attention_mask[b]![t] === 1));
+          for (const useCache of [true, false]) {
+            const r = await generate(model, prompts, { maxNewTokens: c.max_new_tokens, greedy: true, eosTokenId: null, useCache });
+            assert.deepEqual(r.tokens, c.new_tokens, `${name}/${c.name} (cache ${useCache})`);
+            assert.ok(r.finishReasons.every((f) => f === 'length'));
+          }
+        }
+      } finally {
+        model.dispose();
+      }
+    });
+  }
+});
