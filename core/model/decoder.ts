@@ -240,7 +240,8 @@ function applyRotary(x: tf.Tensor4D, { cos, sin }: { cos: tf.Tensor4D; sin: tf.T
 /** Grouped-query attention: kv head j serves query heads j·rep … j·rep + rep − 1. */
 function repeatKv(x: tf.Tensor4D, rep: number, B: number, K: number, S: number, D: number): tf.Tensor4D {
   if (rep === 1) return x;
-  return tf.reshape(tf.tile(tf.reshape(x, [B, K, 1, S, D]), [1, 1, rep, 1, 1]), [B, K * rep, S, D]) as tf.Tensor4D;
+  // Tiled as a rank-3 tensor: tfjs has no tile gradient beyond rank 4.
+  return tf.reshape(tf.tile(tf.reshape(x, [B * K, 1, S * D]), [1, rep, 1]), [B, K * rep, S, D]) as tf.Tensor4D;
 }
 
 /** Positions from a [B, T] 0/1 mask: cumsum − 1, clamped at 0 (pads before the first token get 0). */

@@ -1,0 +1,215 @@
+/**
+ * Supervised fine-tuning: next-token cross-entropy on the response tokens only (the prompt is
+ * context, not target), AdamW, global-norm clipping, warmup then cosine or linear decay, gradient
+ * accumulation, seeded shuffling, and resumable state saved every K steps or M seconds.
+ *
+ * Exact resume: the batch order and dropout masks are functions of (seed, step), and the saved
+ * state holds weights and optimizer moments, so a run stopped after step k and resumed ends with
+ * the same weights as one that never stopped.
+ */
+import { createHash } from 'node:crypto';
+import * as tf from '@tensorflow/tfjs-core';
+import { canonicalJson } from '../canonical-json';
+import { InvalidInputError } from '../errors';
+import { Rng } from '../random';
+import { positionsFromMask, type DecoderModel } from '../model/decoder';
+import { AdamW, DEFAULT_ADAMW, clipByGlobalNorm } from './optimizer';
+import { learningRate, type ScheduleSettings } from './schedule';
+import type { TrainingStateStore, TrainStateInfo } from './state';
+
+export interface SftExample {
+  prompt: number[];
+  /** The target tokens (include the end-of-sequence token if the model should learn to stop). */
+  response: number[];
+}
+
+export interface SftSettings extends ScheduleSettings {
+  batchSize: number;
+  gradientAccumulation: number;
+  epochs: number;
+  dropout: number;
+  weightDecay: number;
+  gradClip: number;
+  maxSeqLen: number;
+  checkpointEverySteps: number;
+  checkpointEverySeconds: number;
+  seed: number;
+  /** Stop after this many optimizer steps (default: epochs over the data). */
+  maxSteps?: number;
+  padTokenId?: number;
+}
+
+export interface TrainProgress {
+  step: number;
+  total: number;
+  epoch: number;
+  loss: number;
+  lr: number;
+  gradNorm: number;
+  tokensPerSecond: number;
+}
+
+export interface TrainHooks {
+  state?: TrainingStateStore;
+  onProgress?: (p: TrainProgress) => void;
+  onSaved?: (step: number) => void;
+  /** When aborted, the trainer saves its state and returns (graceful shutdown). */
+  signal?: AbortSignal;
+  /** The compute backend, recorded in saved state. */
+  backend?: string;
+}
+
+export interface TrainResult {
+  step: number;
+  totalSteps: number;
+  resumedFrom: number;
+  losses: { step: number; loss: number }[];
+  stopped: boolean;
+}
+
+/** One micro-batch, right-padded: inputs, targets and the 0/1 loss mask over target positions. */
+interface MicroBatch {
+  ids: number[][];
+  mask: number[][];
+  targets: number[][];
+  lossMask: number[][];
+  lossTokens: number;
+}
+
+function makeMicroBatch(examples: SftExample[], maxSeqLen: number, pad: number): MicroBatch {
+  const seqs = examples.map((e) => {
+    const full = [...e.prompt, ...e.response].slice(0, maxSeqLen + 1);
+    return { full, promptLen: Math.min(e.prompt.length, full.length) };
+  });
+  const T = Math.max(...seqs.map((s) => s.full.length - 1));
+  const batch: MicroBatch = { ids: [], mask: [], targets: [], lossMask: [], lossTokens: 0 };
+  for (const { full, promptLen } of seqs) {
+    const n = full.length - 1;
+    const ids = full.slice(0, n);
+    const targets = full.slice(1);
+    // Target t is token t + 1: a response token when t + 1 ≥ promptLen.
+    const lossMask = targets.map((_, t) => (t + 1 >= promptLen ? 1 : 0));
+    batch.lossTokens += lossMask.reduce((a: number, b) => a + b, 0);
+    const fill = T - n;
+    batch.ids.push([...ids, ...new Array<number>(fill).fill(pad)]);
+    batch.mask.push([...new Array<number>(n).fill(1), ...new Array<number>(fill).fill(0)]);
+    batch.targets.push([...targets, ...new Array<number>(fill).fill(0)]);
+    batch.lossMask.push([...lossMask, ...new Array<number>(fill).fill(0)]);
+  }
+  return batch;
+}
+
+/**
+ * Summed negative log-likelihood of the masked targets (a scalar), plus the logits' log-softmax
+ * for callers that need per-token log-probs. Written out instead of the layers loss, which clips.
+ */
+export function maskedNll(logits: tf.Tensor3D, targets: tf.Tensor2D, lossMask: tf.Tensor2D): tf.Scalar {
+  const V = logits.shape[2];
+  const logProbs = tf.sub(logits, tf.logSumExp(logits, -1, true));
+  const picked = tf.sum(tf.mul(logProbs, tf.oneHot(targets, V)), -1);
+  return tf.neg(tf.sum(tf.mul(picked, lossMask))) as tf.Scalar;
+}
+
+export function sftFingerprint(examples: SftExample[], s: SftSettings): string {
+  const data = createHash('sha256');
+  for (const e of examples) data.update(`${e.prompt.join(',')}|${e.response.join(',')}\n`);
+  const { checkpointEverySteps: _a, checkpointEverySeconds: _b, ...rest } = s;
+  return createHash('sha256').update(canonicalJson({ kind: 'sft', data: data.digest('hex'), settings: rest })).digest('hex').slice(0, 16);
+}
+
+export async function trainSft(model: DecoderModel, examples: SftExample[], s: SftSettings, hooks: TrainHooks = {}): Promise<TrainResult> {
+  if (examples.length < s.batchSize) throw new InvalidInputError(`SFT needs at least batchSize=${s.batchSize} examples, got ${examples.length}`);
+  if (s.batchSize % s.gradientAccumulation !== 0) throw new InvalidInputError(`batchSize ${s.batchSize} must be a multiple of gradientAccumulation ${s.gradientAccumulation}`);
+  for (const [i, e] of examples.entries()) if (e.response.length === 0) throw new InvalidInputError(`SFT example ${i} has an empty response`);
+  const stepsPerEpoch = Math.floor(examples.length / s.batchSize);
+  const totalSteps = s.maxSteps ?? Math.max(1, Math.ceil(stepsPerEpoch * s.epochs));
+  const micro = s.batchSize / s.gradientAccumulation;
+  const pad = s.padTokenId ?? model.config.padTokenId ?? 0;
+  const fingerprint = sftFingerprint(examples, s);
+
+  const optimizer = new AdamW(model.params, { ...DEFAULT_ADAMW, weightDecay: s.weightDecay });
+  const varToParam = new Map([...model.params].map(([name, v]) => [v.name, name]));
+  const losses: { step: number; loss: number }[] = [];
+  let step = 0;
+  try {
+    const restored = hooks.state ? await hooks.state.restoreLatest(model, optimizer, fingerprint) : undefined;
+    if (restored) {
+      step = restored.step;
+      losses.push(...restored.lossHistory);
+    }
+    const resumedFrom = step;
+    const order = new Map<number, number[]>(); // epoch → permutation
+    const permutation = (epoch: number) => {
+      if (!order.has(epoch)) order.set(epoch, new Rng(s.seed * 1_000_003 + epoch).shuffle(examples.map((_, i) => i)));
+      return order.get(epoch)!;
+    };
+    let lastSave = Date.now();
+    let windowStart = Date.now();
+    let windowTokens = 0;
+    const save = async () => {
+      if (!hooks.state) return;
+      const info: TrainStateInfo = { step, totalSteps, fingerprint, backend: hooks.backend ?? tf.getBackend(), lossHistory: losses, savedAt: new Date().toISOString() };
+      await hooks.state.save(model, optimizer, info);
+      lastSave = Date.now();
+      hooks.onSaved?.(step);
+    };
+
+    while (step < totalSteps) {
+      if (hooks.signal?.aborted) {
+        await save();
+        return { step, totalSteps, resumedFrom, losses, stopped: true };
+      }
+      const epoch = Math.floor(step / stepsPerEpoch);
+      const start = (step % stepsPerEpoch) * s.batchSize;
+      const indices = permutation(epoch).slice(start, start + s.batchSize);
+      const batches = Array.from({ length: s.gradientAccumulation }, (_, m) => makeMicroBatch(indices.slice(m * micro, (m + 1) * micro).map((i) => examples[i]!), s.maxSeqLen, pad));
+      const lossTokens = batches.reduce((a, b) => a + b.lossTokens, 0);
+      if (lossTokens === 0) throw new InvalidInputError(`step ${step}: no response tokens within maxSeqLen ${s.maxSeqLen}; raise maxSeqLen or shorten prompts`);
+
+      const accumulated = new Map<string, tf.Tensor>();
+      let lossSum = 0;
+      for (const [m, b] of batches.entries()) {
+        const { value, grads } = tf.tidy(() => {
+          const ids = tf.tensor2d(b.ids, undefined, 'int32');
+          const mask = tf.tensor2d(b.mask, undefined, 'int32');
+          const targets = tf.tensor2d(b.targets, undefined, 'int32');
+          const lossMask = tf.tensor2d(b.lossMask, undefined, 'float32');
+          const positions = positionsFromMask(mask);
+          return tf.variableGrads(() => {
+            const { logits, present } = model.forward(ids, positions, mask, { training: true, dropout: s.dropout, seed: (s.seed * 7919 + step) * 64 + m });
+            tf.dispose(present.flatMap((p) => [p.k, p.v]));
+            // Normalised by the whole optimizer batch's response tokens: accumulation equals one big batch.
+            return tf.div(maskedNll(logits, targets, lossMask), lossTokens) as tf.Scalar;
+          }, model.trainableVariables());
+        });
+        lossSum += (await value.data())[0]!;
+        value.dispose();
+        for (const [varName, g] of Object.entries(grads)) {
+          const name = varToParam.get(varName)!;
+          const prev = accumulated.get(name);
+          if (prev) {
+            accumulated.set(name, tf.add(prev, g));
+            tf.dispose([prev, g]);
+          } else accumulated.set(name, g);
+        }
+        windowTokens += b.mask.flat().reduce((a, x) => a + x, 0);
+      }
+      const { clipped, norm } = clipByGlobalNorm(accumulated, s.gradClip);
+      const lr = learningRate(s, step, totalSteps);
+      optimizer.apply(clipped, lr);
+      if (clipped !== accumulated) tf.dispose([...clipped.values()]);
+      tf.dispose([...accumulated.values()]);
+      step += 1;
+      losses.push({ step, loss: lossSum });
+      const now = Date.now();
+      hooks.onProgress?.({ step, total: totalSteps, epoch, loss: lossSum, lr, gradNorm: norm, tokensPerSecond: (windowTokens * 1000) / Math.max(1, now - windowStart) });
+      windowStart = now;
+      windowTokens = 0;
+      if (step < totalSteps && (step % s.checkpointEverySteps === 0 || now - lastSave >= s.checkpointEverySeconds * 1000)) await save();
+    }
+    await save();
+    return { step, totalSteps, resumedFrom, losses, stopped: false };
+  } finally {
+    optimizer.dispose();
+  }
+}
