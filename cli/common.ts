@@ -25,6 +25,4 @@ export async function connectClient(target: TemporalTarget): Promise<Client> {
 
 export { resolveRunConfig, defaultRunId, type ConfigOptions } from './run-config';
 
-export function printJson(value: unknown): void {
-  process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
-}
+export { printJson } from './print';

@@ -61,6 +61,66 @@ function program(): Command {
       process.stdout.write(`${file}: valid\n`);
     });
 
+  const model = srlm.command('model').description('inspect a Hugging Face model directory (Llama or GPT-2)');
+  model
+    .command('logits')
+    .description('logits for a token sequence: {"logits": number[][]}, one row per position')
+    .requiredOption('--model <dir>', 'model directory (config.json, model.safetensors)')
+    .requiredOption('--ids <ids>', 'comma-separated token ids, e.g. 1,2,3')
+    .option('--json', 'print JSON (the default; accepted for symmetry)')
+    .action(async (o) => (await import('./model.js')).logitsCommand(o));
+  model
+    .command('init')
+    .description('a freshly initialised model (normal std 0.02) from a transformers config.json')
+    .requiredOption('--config <file>', 'config.json with model_type llama or gpt2')
+    .requiredOption('--out <dir>', 'where to write the model directory')
+    .option('--seed <n>', 'initialisation seed', '0')
+    .option('--tokenizer <bytes>', 'attach the built-in byte tokenizer (sets vocab and special ids if absent)')
+    .action(async (o) => (await import('./model.js')).initCommand(o));
+  model
+    .command('generate')
+    .description('continue a sequence: {"ids": prompt + new tokens, "newIds": [...]} with --json')
+    .requiredOption('--model <dir>', 'model directory')
+    .option('--ids <ids>', 'comma-separated prompt token ids')
+    .option('--prompt <text>', 'prompt text (needs the model\'s tokenizer.json)')
+    .requiredOption('--max-new-tokens <n>', 'how many tokens to add at most')
+    .option('--greedy', 'argmax decoding (default: sampling)')
+    .option('--temperature <t>', 'sampling temperature', '0.7')
+    .option('--top-p <p>', 'nucleus sampling threshold', '0.9')
+    .option('--top-k <k>', 'keep the k most likely tokens (0 = all)', '0')
+    .option('--seed <n>', 'sampling seed', '0')
+    .option('--no-cache', 'recompute every position each step instead of using the KV cache')
+    .option('--json', 'print JSON')
+    .action(async (o) => (await import('./model.js')).generateCommand(o));
+
+  const train = srlm.command('train').description('train outside a pipeline run');
+  train
+    .command('sft')
+    .description('supervised fine-tuning on JSONL rows; resumable: run the same command again after a crash or Ctrl-C')
+    .requiredOption('--model <dir>', 'the model to start from')
+    .requiredOption('--data <file>', 'JSONL rows: {instruction, response}, {prompt, response}, Alpaca {instruction, input, output}, or {prompt_ids, response_ids}')
+    .requiredOption('--out <dir>', 'where to write the trained model')
+    .option('--lr <x>', 'peak learning rate (paper: 5.5e-6)')
+    .option('--lr-end <x>', 'final learning rate (paper: 1.1e-6)')
+    .option('--schedule <s>', 'cosine, linear or constant')
+    .option('--warmup-steps <n>', 'linear warmup steps')
+    .option('--batch-size <n>', 'sequences per optimizer step (paper: 16)')
+    .option('--gradient-accumulation <n>', 'micro-batches per optimizer step')
+    .option('--epochs <n>', 'passes over the data')
+    .option('--max-steps <n>', 'stop after this many optimizer steps')
+    .option('--dropout <p>', 'dropout (paper: 0.1)')
+    .option('--weight-decay <x>', 'AdamW decoupled weight decay')
+    .option('--grad-clip <x>', 'clip the global gradient norm')
+    .option('--max-seq-len <n>', 'truncate prompt + response to this many tokens')
+    .option('--checkpoint-every-steps <n>', 'save resumable state every n steps')
+    .option('--checkpoint-every-seconds <n>', '... or every n seconds')
+    .option('--seed <n>', 'seed for shuffling and dropout', '0')
+    .option('--state <dir|uri>', 'where resumable state goes (default: <out>.state)')
+    .option('--tokenizer <bytes>', 'use the built-in byte tokenizer for text rows')
+    .option('--save-dtype <dtype>', 'float32 or bfloat16', 'float32')
+    .option('--json', 'print a JSON summary')
+    .action(async (o) => (await import('./train.js')).trainSftCommand(o));
+
   const infra = srlm.command('infra').description('the local Temporal dev server (with Web UI) and S3 server');
   infra.command('up').description('install (once, into the cache) and start both servers; they keep running').option('--json', 'print JSON').action(async (o) => (await import('./infra.js')).infraUp(o));
   infra.command('status').description('show whether the servers are running, and where').option('--json', 'print JSON').action(async (o) => (await import('./infra.js')).infraStatus(o));

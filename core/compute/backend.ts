@@ -14,6 +14,9 @@ import { existsSync, readdirSync } from 'node:fs';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
+// tfjs-core alone registers no gradients; the full tfjs package registers them all (in tfjs's
+// global registries, shared by every copy of core). Training needs them on every backend.
+import '@tensorflow/tfjs';
 import { InvalidInputError } from '../errors';
 
 export const BACKENDS = ['tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'] as const;
@@ -90,6 +93,7 @@ export function initBackend(preference?: BackendPreference, log: (line: string) 
       throw new InvalidInputError(`unknown backend ${JSON.stringify(wanted)} (SRLM_BACKEND or compute.backend): use auto, ${BACKENDS.join(', ')}`);
     }
     process.env.TF_CPP_MIN_LOG_LEVEL ??= '2'; // libtensorflow's start-up chatter is not for users
+    tf.env().set('PROD', true); // no "install tfjs-node" banner from the cpu backend; we choose backends ourselves
     const order: BackendName[] = wanted === 'auto' ? [...BACKENDS] : [wanted];
     const skipped: string[] = [];
     for (const name of order) {

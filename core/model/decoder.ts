@@ -116,8 +116,8 @@ export class DecoderModel {
 
     const present: LayerCache[] = [];
     const logits = tf.tidy(() => {
-      let x = this.embed(ids, training); // [B, T, C]
-      if (c.family === 'gpt2') x = tf.add(x, tf.gather(this.p('pos'), positions));
+      let x = this.lookup('embed', ids, training); // [B, T, C]
+      if (c.family === 'gpt2') x = tf.add(x, this.lookup('pos', positions, training));
       x = drop(x);
       const bias = attentionBias(keyMask, pastLen, T); // [B, 1, T, S]
       const rope = c.family === 'llama' ? rotaryTables(positions, c.headDim, c.ropeTheta) : undefined;
@@ -136,15 +136,17 @@ export class DecoderModel {
     return { logits, present };
   }
 
-  private embed(ids: tf.Tensor2D, training: boolean): tf.Tensor3D {
-    const table = this.p('embed');
-    // The wasm backend has no gradient for gather; a one-hot matmul has one everywhere.
+  /** Rows of an embedding table (token or position) for [B, T] indices. */
+  private lookup(name: 'embed' | 'pos', indices: tf.Tensor2D, training: boolean): tf.Tensor3D {
+    const table = this.p(name);
+    // gather's gradient needs UnsortedSegmentSum, which the wasm backend lacks; a one-hot matmul
+    // computes the same rows and has a gradient everywhere.
     if (training && tf.getBackend() === 'wasm') {
-      const [B, T] = ids.shape;
-      const oneHot = tf.oneHot(tf.reshape(ids, [B * T]), this.config.vocabSize);
+      const [B, T] = indices.shape;
+      const oneHot = tf.oneHot(tf.reshape(indices, [B * T]), table.shape[0]);
       return tf.reshape(tf.matMul(oneHot, table), [B, T, this.config.hiddenSize]);
     }
-    return tf.gather(table, ids) as tf.Tensor3D;
+    return tf.gather(table, indices) as tf.Tensor3D;
   }
 
   private linear(x: tf.Tensor2D, name: string): tf.Tensor2D {

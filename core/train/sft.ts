@@ -155,6 +155,9 @@ export async function trainSft(model: DecoderModel, examples: SftExample[], s: S
     };
 
     while (step < totalSteps) {
+      // Yield to the event loop once per step: signals (graceful shutdown), heartbeats and timers
+      // are macrotasks, and a loop of resolved promises would starve them.
+      await new Promise<void>((resolve) => setImmediate(resolve));
       if (hooks.signal?.aborted) {
         await save();
         return { step, totalSteps, resumedFrom, losses, stopped: true };
