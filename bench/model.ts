@@ -1,0 +1,130 @@
+/**
+ * Model throughput, printed (never asserted): training tokens/s (B16 × T128, AdamW, clipping —
+ * the SFT trainer's own step) and generation new-tokens/s (greedy, prompt 16, 32 new tokens,
+ * batch 1 and 32, with and without the KV cache), for each model size in bench/configs and each
+ * backend available here. With SRLM_TORCH_PYTHON set (a Python with torch and transformers), the
+ * same models are measured in PyTorch on CPU in the same run (bench/torch_baseline.py) and the
+ * ratios printed.
+ *
+ *   npm run bench:model                         # tfjs only
+ *   SRLM_TORCH_PYTHON=~/venv/bin/python npm run bench:model
+ *   BENCH_BACKENDS=tensorflow BENCH_CONFIGS=llama-0.8m npm run bench:model
+ */
+import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { cpus } from 'node:os';
+import * as path from 'node:path';
+
+const ROOT = path.join(__dirname, '..', '..');
+const CONFIG_DIR = path.join(ROOT, 'bench', 'configs');
+
+interface Measure {
+  backend: string;
+  parameters: number;
+  train: { tokensPerSecond: number; seconds: number; steps: number };
+  generate: { batch: number; cache: boolean; tokensPerSecond: number; seconds: number }[];
+}
+
+async function child(configName: string): Promise<void> {
+  const { initBackend } = await import('../core/compute/backend.js');
+  const { fromHfConfig } = await import('../core/model/config.js');
+  const { DecoderModel } = await import('../core/model/decoder.js');
+  const { generate } = await import('../core/model/generate.js');
+  const { trainSft } = await import('../core/train/sft.js');
+  const { Rng } = await import('../core/random.js');
+  const info = await initBackend(undefined, () => undefined);
+  const config = fromHfConfig(JSON.parse(readFileSync(path.join(CONFIG_DIR, `${configName}.json`), 'utf8')), configName);
+  const model = DecoderModel.initialise(config, 0);
+  const parameters = [...model.params.values()].reduce((a, v) => a + v.size, 0);
+  const slow = info.name === 'cpu';
+  const rng = new Rng(1);
+  const ids = (n: number) => Array.from({ length: n }, () => 3 + rng.int(config.vocabSize - 3));
+
+  // Training: the trainer's real step. Prompt of 1 token + 128 response tokens → T = 128 inputs.
+  const examples = Array.from({ length: 64 }, () => ({ prompt: ids(1), response: ids(128) }));
+  const warmup = 2;
+  const steps = slow ? 2 : 10;
+  let t0 = 0;
+  await trainSft(model, examples, {
+    lr: 1e-4, lrEnd: 1e-4, schedule: 'constant', warmupSteps: 0, batchSize: 16, gradientAccumulation: 1, epochs: 100, dropout: 0,
+    weightDecay: 0, gradClip: 1, maxSeqLen: 128, checkpointEverySteps: 1e9, checkpointEverySeconds: 1e9, seed: 0, maxSteps: warmup + steps,
+  }, { onProgress: (p) => { if (p.step === warmup) t0 = performance.now(); } });
+  const trainSeconds = (performance.now() - t0) / 1000;
+  const result: Measure = { backend: info.name, parameters, train: { tokensPerSecond: (16 * 128 * steps) / trainSeconds, seconds: trainSeconds, steps }, generate: [] };
+
+  for (const batch of [1, 32]) {
+    for (const cache of [true, false]) {
+      if (slow && batch === 32 && !cache) continue;
+      const prompts = Array.from({ length: batch }, () => ids(16));
+      await generate(model, prompts, { maxNewTokens: 4, greedy: true, eosTokenId: null, useCache: cache });
+      const t = performance.now();
+      await generate(model, prompts, { maxNewTokens: 32, greedy: true, eosTokenId: null, useCache: cache });
+      const seconds = (performance.now() - t) / 1000;
+      result.generate.push({ batch, cache, seconds, tokensPerSecond: (batch * 32) / seconds });
+    }
+  }
+  model.dispose();
+  process.stdout.write(`${JSON.stringify(result)}\n`);
+}
+
+interface TorchResult {
+  train: { tokens_per_second: number };
+  generate: { batch: number; cache: boolean; tokens_per_second: number }[];
+  threads: number;
+  torch: string;
+}
+
+async function main(): Promise<void> {
+  if (process.argv[2] === '--child') return child(process.argv[3]!);
+  const configs = (process.env.BENCH_CONFIGS ?? 'llama-0.8m,llama-7m').split(',');
+  const backends = (process.env.BENCH_BACKENDS ?? 'tensorflow,wasm,cpu').split(',');
+  const torchPython = process.env.SRLM_TORCH_PYTHON;
+  console.log(`model throughput (node ${process.version}, ${cpus().length} cores); training B16×T128 AdamW; generation greedy, prompt 16, 32 new tokens`);
+  for (const config of configs) {
+    const rows: Measure[] = [];
+    for (const backend of backends) {
+      const res = spawnSync(process.execPath, [__filename, '--child', config], { env: { ...process.env, SRLM_BACKEND: backend }, encoding: 'utf8', timeout: 1_800_000 });
+      if (res.status !== 0) {
+        console.log(`  ${config} on ${backend}: not measured (${(res.stderr || '').trim().split('\n').pop()})`);
+        continue;
+      }
+      rows.push(JSON.parse(res.stdout.trim().split('\n').pop()!) as Measure);
+    }
+    let torch: TorchResult | undefined;
+    if (torchPython) {
+      const res = spawnSync(torchPython, [path.join(ROOT, 'bench', 'torch_baseline.py'), '--config', path.join(CONFIG_DIR, `${config}.json`)], { encoding: 'utf8', timeout: 1_800_000 });
+      if (res.status === 0) torch = JSON.parse(res.stdout) as TorchResult;
+      else console.log(`  PyTorch baseline failed: ${res.stderr.trim().split('\n').pop()}`);
+    }
+    const params = rows[0]?.parameters;
+    console.log(`\n${config} (${params ? `${(params / 1e6).toFixed(2)}M parameters` : '?'})`);
+    const header = ['', 'train tok/s', 'gen b1 cache', 'gen b1 none', 'gen b32 cache', 'gen b32 none'];
+    console.log(header.map((h, i) => (i === 0 ? h.padEnd(22) : h.padStart(14))).join(''));
+    const fmt = (x: number | undefined) => (x === undefined ? '—' : x >= 100 ? x.toFixed(0) : x.toFixed(1));
+    const gen = (list: { batch: number; cache: boolean; tokensPerSecond?: number; tokens_per_second?: number }[], b: number, c: boolean) => {
+      const hit = list.find((g) => g.batch === b && g.cache === c);
+      return hit?.tokensPerSecond ?? hit?.tokens_per_second;
+    };
+    const line = (name: string, train: number | undefined, g: Parameters<typeof gen>[0]) =>
+      console.log([name.padEnd(22), ...[train, gen(g, 1, true), gen(g, 1, false), gen(g, 32, true), gen(g, 32, false)].map((x) => fmt(x).padStart(14))].join(''));
+    for (const r of rows) line(`tfjs ${r.backend}`, r.train.tokensPerSecond, r.generate);
+    if (torch) {
+      line(`pytorch cpu (${torch.threads} thr)`, torch.train.tokens_per_second, torch.generate);
+      for (const r of rows) {
+        const ratio = (a: number | undefined, b: number | undefined) => (a && b ? `${(a / b).toFixed(2)}×` : '—');
+        console.log([`  ratio ${r.backend}/torch`.padEnd(22), ...[
+          ratio(r.train.tokensPerSecond, torch.train.tokens_per_second),
+          ratio(gen(r.generate, 1, true), gen(torch.generate, 1, true)),
+          ratio(gen(r.generate, 1, false), gen(torch.generate, 1, false)),
+          ratio(gen(r.generate, 32, true), gen(torch.generate, 32, true)),
+          ratio(gen(r.generate, 32, false), gen(torch.generate, 32, false)),
+        ].map((x) => x.padStart(14))].join(''));
+      }
+    }
+  }
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});
