@@ -122,7 +122,7 @@ export async function stackStatus(): Promise<ServiceStatus[]> {
       name: 'temporal', running, pid: t.pid, address: t.address, ...(t.uiUrl ? { uiUrl: t.uiUrl } : {}),
       detail: running ? `dev server, SQLite ${t.dbFile}, Web UI ${ui ? 'answering' : 'not answering'}` : 'not running',
     });
-  } else out.push({ name: 'temporal', running: false, detail: 'never started (srlm infra up)' });
+  } else out.push({ name: 'temporal', running: false, detail: 'not running (start it with srlm infra up)' });
   const s = state.s3;
   if (s) {
     const running = isAlive(s.pid) && (await portOpen('127.0.0.1', Number(new URL(s.endpoint).port)));
@@ -130,7 +130,7 @@ export async function stackStatus(): Promise<ServiceStatus[]> {
       name: 's3', running, pid: s.pid, address: s.endpoint,
       detail: running ? `Versity S3 Gateway, bucket s3://${s.bucket}, data ${s.dataDir}, credentials in ${s.credentialsFile}` : 'not running',
     });
-  } else out.push({ name: 's3', running: false, detail: 'never started (srlm infra up)' });
+  } else out.push({ name: 's3', running: false, detail: 'not running (start it with srlm infra up)' });
   return out;
 }
 
