@@ -21,10 +21,10 @@ const log = (line: string) => process.stderr.write(`${line}\n`);
 async function main(): Promise<number> {
   const started = Date.now();
   log('srlm tests: making sure the pinned servers are installed (cached after the first run)');
-  const [temporal, s3] = await Promise.all([ensureTemporalCli(log), ensureS3Server(log)]);
+  // Independent installs, side by side: the S3 server's Go build dominates a first run.
+  const [temporal, s3, native] = await Promise.all([ensureTemporalCli(log), ensureS3Server(log), ensureNativeBackend(log)]);
   log(`srlm tests: temporal ${temporal}`);
   log(`srlm tests: versitygw ${s3}`);
-  const native = await ensureNativeBackend(log);
   log(`srlm tests: native TensorFlow backend ${native.ok ? 'ready' : `NOT available (${native.detail}); model tests run on wasm/cpu`}`);
   log(`srlm tests: setup took ${Math.round((Date.now() - started) / 1000)} s`);
 
