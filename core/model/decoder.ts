@@ -183,26 +183,26 @@ export class DecoderModel {
   ): { out: tf.Tensor2D; k: tf.Tensor4D; v: tf.Tensor4D } {
     const { numHeads: H, numKvHeads: K, headDim: D } = this.config;
     const qkv = this.linear(x, `${l}.attn.qkv`);
-    const [q2, k2, v2] = tf.split(qkv, [H * D, K * D, K * D], 1);
-    let q = tf.reshape(q2!, [B, T, H, D]) as tf.Tensor4D;
-    let k = tf.reshape(k2!, [B, T, K, D]) as tf.Tensor4D;
-    if (rope) {
-      q = applyRotary(q, rope);
-      k = applyRotary(k, rope);
-    }
-    let kh = tf.transpose(k, [0, 2, 1, 3]) as tf.Tensor4D; // [B, K, T, D]
-    let vh = tf.transpose(tf.reshape(v2!, [B, T, K, D]), [0, 2, 1, 3]) as tf.Tensor4D;
+    // q and k are adjacent columns: rotate them together, as H + K heads, in one pass.
+    const [qk2, v2] = tf.split(qkv, [(H + K) * D, K * D], 1);
+    let qk = tf.reshape(qk2!, [B, T, H + K, D]) as tf.Tensor4D;
+    if (rope) qk = applyRotary(qk, rope);
+    const [q, k] = tf.split(qk, [H, K], 2) as [tf.Tensor4D, tf.Tensor4D];
+    // [B, T, n, D] → [B, n, T, D]; with one position (a decode step) that is only a reshape.
+    const heads = (x: tf.Tensor, n: number) => (T === 1 ? tf.reshape(x, [B, n, 1, D]) : tf.transpose(tf.reshape(x, [B, T, n, D]), [0, 2, 1, 3])) as tf.Tensor4D;
+    let kh = heads(k, K);
+    let vh = heads(v2!, K);
     if (past) {
       kh = tf.concat([past.k, kh], 2);
       vh = tf.concat([past.v, vh], 2);
     }
-    const qh = tf.transpose(q, [0, 2, 1, 3]); // [B, H, T, D]
+    const qh = heads(q, H); // [B, H, T, D]
     const kFull = repeatKv(kh, H / K, B, K, S, D);
     const vFull = repeatKv(vh, H / K, B, K, S, D);
     const scores = tf.add(tf.mul(tf.matMul(qh, kFull, false, true), 1 / Math.sqrt(D)), bias);
     const probs = tf.softmax(scores, -1);
     const ctx = tf.matMul(probs, vFull); // [B, H, T, D]
-    const merged = tf.reshape(tf.transpose(ctx, [0, 2, 1, 3]), [B * T, H * D]) as tf.Tensor2D;
+    const merged = tf.reshape(T === 1 ? ctx : tf.transpose(ctx, [0, 2, 1, 3]), [B * T, H * D]) as tf.Tensor2D;
     return { out: this.linear(merged, `${l}.attn.out`), k: kh, v: vh };
   }
 }
@@ -216,6 +216,8 @@ function geluTanh(x: tf.Tensor2D): tf.Tensor2D {
 /** Query t (absolute key index pastLen + t) may see key s when s ≤ pastLen + t and s is not padding. */
 function attentionBias(keyMask: tf.Tensor2D, pastLen: number, T: number): tf.Tensor4D {
   const [B, S] = keyMask.shape;
+  // One new token (a decode step) sees every earlier key: only padding is masked.
+  if (T === 1) return tf.reshape(tf.mul(tf.sub(1, tf.cast(keyMask, 'float32')), MASKED), [B, 1, 1, S]) as tf.Tensor4D;
   const q = tf.reshape(tf.range(pastLen, pastLen + T, 1, 'int32'), [T, 1]);
   const k = tf.reshape(tf.range(0, S, 1, 'int32'), [1, S]);
   const causal = tf.cast(tf.lessEqual(k, q), 'float32'); // [T, S]
