@@ -121,6 +121,13 @@ function program(): Command {
     .option('--json', 'print a JSON summary')
     .action(async (o) => (await import('./train.js')).trainSftCommand(o));
 
+  const judge = srlm.command('judge').description('the self-judging step');
+  judge
+    .command('parse')
+    .description('scores from judge replies on stdin (one JSON-encoded string per line): {"scores": [n|null, ...]}')
+    .option('--json', 'print {"scores": [...]} (otherwise one score per line, with the reason for each null)')
+    .action(async (o) => (await import('./judge.js')).judgeParseCommand(o));
+
   const infra = srlm.command('infra').description('the local Temporal dev server (with Web UI) and S3 server');
   infra.command('up').description('install (once, into the cache) and start both servers; they keep running').option('--json', 'print JSON').action(async (o) => (await import('./infra.js')).infraUp(o));
   infra.command('status').description('show whether the servers are running, and where').option('--json', 'print JSON').action(async (o) => (await import('./infra.js')).infraStatus(o));
