@@ -72,3 +72,38 @@ export function clipByGlobalNorm(grads: Map<string, tf.Tensor>, maxNorm: number)
   for (const [name, g] of grads) clipped.set(name, tf.mul(g, scale));
   return { clipped, norm };
 }
+
+/**
+ * Gradients summed over the micro-batches of one optimizer step, by parameter name.
+ * `add` takes ownership of the tensors it is given.
+ */
+export class GradientAccumulator {
+  private readonly sums = new Map<string, tf.Tensor>();
+  private readonly varToParam: Map<string, string>;
+
+  constructor(params: Map<string, tf.Variable>) {
+    this.varToParam = new Map([...params].map(([name, v]) => [v.name, name]));
+  }
+
+  add(grads: tf.NamedTensorMap): void {
+    for (const [varName, g] of Object.entries(grads)) {
+      const name = this.varToParam.get(varName);
+      if (!name) throw new Error(`gradient for an unknown variable ${varName}`);
+      const prev = this.sums.get(name);
+      if (prev) {
+        this.sums.set(name, tf.add(prev, g));
+        tf.dispose([prev, g]);
+      } else this.sums.set(name, g);
+    }
+  }
+
+  /** Clips the sums to maxNorm, applies one AdamW update at lr, frees everything; returns the pre-clip norm. */
+  step(optimizer: AdamW, maxNorm: number, lr: number): number {
+    const { clipped, norm } = clipByGlobalNorm(this.sums, maxNorm);
+    optimizer.apply(clipped, lr);
+    if (clipped !== this.sums) tf.dispose([...clipped.values()]);
+    tf.dispose([...this.sums.values()]);
+    this.sums.clear();
+    return norm;
+  }
+}

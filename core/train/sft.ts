@@ -13,7 +13,7 @@ import { canonicalJson } from '../canonical-json';
 import { InvalidInputError } from '../errors';
 import { Rng } from '../random';
 import { positionsFromMask, type DecoderModel } from '../model/decoder';
-import { AdamW, DEFAULT_ADAMW, clipByGlobalNorm } from './optimizer';
+import { AdamW, DEFAULT_ADAMW, GradientAccumulator } from './optimizer';
 import { learningRate, type ScheduleSettings } from './schedule';
 import type { TrainingStateStore, TrainStateInfo } from './state';
 
@@ -128,7 +128,6 @@ export async function trainSft(model: DecoderModel, examples: SftExample[], s: S
   const fingerprint = sftFingerprint(examples, s);
 
   const optimizer = new AdamW(model.params, { ...DEFAULT_ADAMW, weightDecay: s.weightDecay });
-  const varToParam = new Map([...model.params].map(([name, v]) => [v.name, name]));
   const losses: { step: number; loss: number }[] = [];
   let step = 0;
   try {
@@ -169,7 +168,7 @@ export async function trainSft(model: DecoderModel, examples: SftExample[], s: S
       const lossTokens = batches.reduce((a, b) => a + b.lossTokens, 0);
       if (lossTokens === 0) throw new InvalidInputError(`step ${step}: no response tokens within maxSeqLen ${s.maxSeqLen}; raise maxSeqLen or shorten prompts`);
 
-      const accumulated = new Map<string, tf.Tensor>();
+      const accumulated = new GradientAccumulator(model.params);
       let lossSum = 0;
       for (const [m, b] of batches.entries()) {
         const { value, grads } = tf.tidy(() => {
@@ -187,21 +186,11 @@ export async function trainSft(model: DecoderModel, examples: SftExample[], s: S
         });
         lossSum += (await value.data())[0]!;
         value.dispose();
-        for (const [varName, g] of Object.entries(grads)) {
-          const name = varToParam.get(varName)!;
-          const prev = accumulated.get(name);
-          if (prev) {
-            accumulated.set(name, tf.add(prev, g));
-            tf.dispose([prev, g]);
-          } else accumulated.set(name, g);
-        }
+        accumulated.add(grads);
         windowTokens += b.mask.flat().reduce((a, x) => a + x, 0);
       }
-      const { clipped, norm } = clipByGlobalNorm(accumulated, s.gradClip);
       const lr = learningRate(s, step, totalSteps);
-      optimizer.apply(clipped, lr);
-      if (clipped !== accumulated) tf.dispose([...clipped.values()]);
-      tf.dispose([...accumulated.values()]);
+      const norm = accumulated.step(optimizer, s.gradClip, lr);
       step += 1;
       losses.push({ step, loss: lossSum });
       const now = Date.now();

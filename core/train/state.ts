@@ -63,6 +63,16 @@ export class TrainingStateStore {
     }
   }
 
+  /** A small JSON artifact kept with the state (e.g. DPO's reference log-probs, computed once). */
+  async putJson(name: string, value: unknown): Promise<ArtifactRef> {
+    return this.store.put(`${this.prefix}/${name}`, JSON.stringify(value));
+  }
+
+  async getJson<T>(name: string): Promise<T | undefined> {
+    if (!(await this.store.head(`${this.prefix}/${name}`))) return undefined;
+    return JSON.parse((await this.store.get(`${this.prefix}/${name}`)).toString()) as T;
+  }
+
   /** The latest saved state, restored into model and optimizer; undefined when there is none. */
   async restoreLatest(model: DecoderModel, optimizer: AdamW, fingerprint: string): Promise<TrainStateInfo | undefined> {
     if (!(await this.store.head(`${this.prefix}/latest.json`))) return undefined;
