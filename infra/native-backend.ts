@@ -14,12 +14,11 @@
  * Everything works without it (the wasm and cpu backends are slower); a failure here is reported,
  * never fatal to `npm test` or `npm start`.
  */
-import { spawn, spawnSync } from 'node:child_process';
-import { createHash, randomUUID } from 'node:crypto';
-import { createReadStream, existsSync, promises as fs, readFileSync, realpathSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, promises as fs, readFileSync, realpathSync } from 'node:fs';
 import * as path from 'node:path';
 import { cacheDir } from './paths';
-import type { Log } from './install';
+import { fileSha256, installAtomically, onPath, runVisible, type Log } from './install';
 
 export const TENSORFLOW_WHEEL = {
   name: 'tensorflow-cpu',
@@ -43,53 +42,22 @@ function tfjsNodeDir(): string | undefined {
   }
 }
 
-function run(command: string, args: string[], options: { cwd?: string; env?: NodeJS.ProcessEnv; log: Log; label: string }): Promise<void> {
-  const started = Date.now();
-  return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { cwd: options.cwd, env: options.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let tail = '';
-    const keep = (chunk: Buffer) => {
-      tail = (tail + chunk.toString()).slice(-4000);
-    };
-    child.stdout.on('data', keep);
-    child.stderr.on('data', keep);
-    const ticker = setInterval(() => options.log(`  ${options.label} | still working (${Math.round((Date.now() - started) / 1000)} s)`), 15_000);
-    child.on('error', (err) => {
-      clearInterval(ticker);
-      reject(new Error(`${options.label}: could not run ${command}: ${err.message}`));
-    });
-    child.on('exit', (code) => {
-      clearInterval(ticker);
-      if (code === 0) resolve();
-      else reject(new Error(`${options.label}: ${command} exited with ${code}:\n${tail}`));
-    });
-  });
-}
-
-async function sha256File(file: string): Promise<string> {
-  const h = createHash('sha256');
-  for await (const chunk of createReadStream(file)) h.update(chunk as Buffer);
-  return h.digest('hex');
-}
-
 /** The unpacked TensorFlow C library in the cache (downloading and unpacking it once). */
 async function ensureLibtensorflow(log: Log): Promise<string> {
   const dir = path.join(cacheDir(), `libtensorflow-cpu-${TENSORFLOW_WHEEL.version}`);
   if (existsSync(path.join(dir, 'lib', 'libtensorflow_cc.so.2'))) return dir;
-  const python = ['python3', 'python'].find((p) => spawnSync(p, ['--version']).status === 0);
+  const python = onPath('python3') ?? onPath('python');
   if (!python) throw new Error('python3 with pip is needed to fetch the TensorFlow C library');
-  const tmp = `${dir}.tmp-${randomUUID()}`;
-  await fs.mkdir(tmp, { recursive: true });
-  try {
+  await installAtomically(dir, async (tmp) => {
     log(`native backend: fetching ${TENSORFLOW_WHEEL.name}==${TENSORFLOW_WHEEL.version} (274 MB, once) for its TensorFlow C library`);
-    await run(python, [
+    await runVisible(python, [
       '-m', 'pip', 'download', '--no-deps', '--only-binary', ':all:', '--disable-pip-version-check', '--progress-bar', 'off',
       '--platform', TENSORFLOW_WHEEL.platform, '--python-version', TENSORFLOW_WHEEL.python, '--implementation', 'cp', '--abi', TENSORFLOW_WHEEL.abi,
       '--dest', tmp, `${TENSORFLOW_WHEEL.name}==${TENSORFLOW_WHEEL.version}`,
-    ], { log, label: 'native backend' });
+    ], { log, label: 'native backend', forward: false });
     const wheel = (await fs.readdir(tmp)).find((f) => f.endsWith('.whl'));
     if (!wheel) throw new Error('pip downloaded no wheel');
-    const actual = await sha256File(path.join(tmp, wheel));
+    const actual = await fileSha256(path.join(tmp, wheel));
     if (actual !== TENSORFLOW_WHEEL.sha256) throw new Error(`${wheel} has sha256 ${actual}, expected the pinned ${TENSORFLOW_WHEEL.sha256}`);
     log('native backend: sha256 verified; unpacking the C library and headers');
     const unpack = [
@@ -105,16 +73,9 @@ async function ensureLibtensorflow(log: Log): Promise<string> {
     ].join('\n');
     await fs.mkdir(path.join(tmp, 'lib'));
     await fs.mkdir(path.join(tmp, 'include'));
-    await run(python, ['-c', unpack, path.join(tmp, wheel), tmp], { log, label: 'native backend' });
+    await runVisible(python, ['-c', unpack, path.join(tmp, wheel), tmp], { log, label: 'native backend', forward: false });
     await fs.rm(path.join(tmp, wheel));
-    try {
-      await fs.rename(tmp, dir);
-    } catch (err) {
-      if (!existsSync(dir)) throw err;
-    }
-  } finally {
-    await fs.rm(tmp, { recursive: true, force: true });
-  }
+  });
   return dir;
 }
 
@@ -177,11 +138,12 @@ export async function ensureNativeBackend(log: Log): Promise<NativeStatus> {
       if (!gyp) throw new Error('node-gyp was not found (it ships with npm); set npm_config_node_gyp');
       log('native backend: building the tfjs-node binding against the TensorFlow C library (about 30 s)');
       const preGyp = require.resolve('@mapbox/node-pre-gyp/bin/node-pre-gyp', { paths: [pkg] });
-      await run(process.execPath, [preGyp, 'install', '--build-from-source', `--nodedir=${process.env.npm_config_nodedir ?? path.join(path.dirname(realpathSync(process.execPath)), '..')}`], {
+      await runVisible(process.execPath, [preGyp, 'install', '--build-from-source', `--nodedir=${process.env.npm_config_nodedir ?? path.join(path.dirname(realpathSync(process.execPath)), '..')}`], {
         cwd: pkg,
         env: { ...process.env, npm_config_node_gyp: gyp },
         log,
         label: 'native backend',
+        forward: false,
       });
       const built = (await fs.readdir(path.join(pkg, 'lib'), { recursive: true })).map(String).find((f) => f.endsWith('tfjs_binding.node'));
       if (!built) throw new Error('the build produced no tfjs_binding.node');

@@ -19,13 +19,18 @@ export class DatasetError extends InvalidInputError {
   }
 }
 
-export async function* readJsonl<S extends z.ZodType>(file: string, schema: S): AsyncGenerator<{ line: number; row: z.infer<S> }> {
-  const stream = createReadStream(file, { encoding: 'utf8' });
-  const opened = new Promise<void>((resolve, reject) => {
-    stream.once('open', () => resolve());
-    stream.once('error', (err) => reject(new InvalidInputError(`cannot read ${file}: ${err.message}`)));
-  });
-  await opened;
+/** Rows of a JSONL file, or of a stream (stdin) named `name` in errors. */
+export async function* readJsonl<S extends z.ZodType>(source: string | NodeJS.ReadableStream, schema: S, name = typeof source === 'string' ? source : 'stream'): AsyncGenerator<{ line: number; row: z.infer<S> }> {
+  let stream: NodeJS.ReadableStream;
+  if (typeof source === 'string') {
+    const file = createReadStream(source, { encoding: 'utf8' });
+    await new Promise<void>((resolve, reject) => {
+      file.once('open', () => resolve());
+      file.once('error', (err) => reject(new InvalidInputError(`cannot read ${source}: ${err.message}`)));
+    });
+    stream = file;
+  } else stream = source;
+  const file = name;
   const lines = createInterface({ input: stream, crlfDelay: Infinity });
   let n = 0;
   for await (const text of lines) {

@@ -25,6 +25,8 @@ export interface LayerCache {
 export interface ForwardOptions {
   /** Keys and values of earlier positions (generation with a KV cache). */
   past?: LayerCache[];
+  /** Return this call's keys and values (`present`) to continue from; implied by `past`. */
+  cache?: boolean;
   training?: boolean;
   dropout?: number;
   /** Seed for dropout masks (training). */
@@ -34,12 +36,14 @@ export interface ForwardOptions {
 export interface ForwardResult {
   /** [B, T, V] */
   logits: tf.Tensor3D;
-  /** Keys and values including this call's positions (only when asked for with `past` or keepCache). */
+  /** Keys and values including this call's positions; empty unless `cache` or `past` was given. */
   present: LayerCache[];
 }
 
 export class DecoderModel {
   readonly params: Map<string, tf.Variable>;
+  /** RoPE inverse frequencies (Llama), made once rather than uploaded on every call. */
+  private readonly invFreq: tf.Tensor1D | undefined;
 
   constructor(
     readonly config: ModelConfig,
@@ -56,6 +60,10 @@ export class DecoderModel {
       this.params.set(name, tf.variable(initial, true));
       initial.dispose();
     }
+    const D = config.headDim;
+    this.invFreq = config.family === 'llama'
+      ? tf.tensor1d(Array.from({ length: D / 2 }, (_, i) => 1 / config.ropeTheta ** ((2 * i) / D)), 'float32')
+      : undefined;
   }
 
   /** A freshly initialised model (normal std 0.02, norms at 1, biases at 0), seeded. */
@@ -97,6 +105,7 @@ export class DecoderModel {
   dispose(): void {
     for (const v of this.params.values()) v.dispose();
     this.params.clear();
+    this.invFreq?.dispose();
   }
 
   /**
@@ -115,17 +124,18 @@ export class DecoderModel {
     const drop = <X extends tf.Tensor>(x: X): X => (rate > 0 ? (tf.dropout(x, rate, undefined, seed++) as X) : x);
 
     const present: LayerCache[] = [];
+    const keepCache = options.cache === true || past !== undefined;
     const logits = tf.tidy(() => {
       let x = this.lookup('embed', ids, training); // [B, T, C]
       if (c.family === 'gpt2') x = tf.add(x, this.lookup('pos', positions, training));
       x = drop(x);
       const bias = attentionBias(keyMask, pastLen, T); // [B, 1, T, S]
-      const rope = c.family === 'llama' ? rotaryTables(positions, c.headDim, c.ropeTheta) : undefined;
+      const rope = this.invFreq ? rotaryTables(positions, this.invFreq) : undefined;
       let h = tf.reshape(x, [B * T, c.hiddenSize]) as tf.Tensor2D;
       for (let i = 0; i < c.numLayers; i++) {
         const l = `layers.${i}`;
         const { out, k, v } = this.attention(this.norm(h, `${l}.norm1`), B, T, S, bias, rope, past?.[i], l);
-        present.push({ k: tf.keep(k), v: tf.keep(v) });
+        if (keepCache) present.push({ k: tf.keep(k), v: tf.keep(v) });
         h = tf.add(h, drop(out));
         h = tf.add(h, drop(this.mlp(this.norm(h, `${l}.norm2`), l)));
       }
@@ -226,9 +236,9 @@ function attentionBias(keyMask: tf.Tensor2D, pastLen: number, T: number): tf.Ten
 }
 
 /** cos and sin tables [B, T, 1, D] for RoPE, in transformers' half-split layout. */
-function rotaryTables(positions: tf.Tensor2D, D: number, theta: number): { cos: tf.Tensor4D; sin: tf.Tensor4D } {
+function rotaryTables(positions: tf.Tensor2D, invFreq: tf.Tensor1D): { cos: tf.Tensor4D; sin: tf.Tensor4D } {
   const [B, T] = positions.shape;
-  const invFreq = tf.tensor1d(Array.from({ length: D / 2 }, (_, i) => 1 / theta ** ((2 * i) / D)), 'float32');
+  const D = invFreq.shape[0] * 2;
   const angles = tf.mul(tf.reshape(tf.cast(positions, 'float32'), [B, T, 1]), tf.reshape(invFreq, [1, 1, D / 2]));
   const full = tf.concat([angles, angles], -1); // [B, T, D]
   return { cos: tf.reshape(tf.cos(full), [B, T, 1, D]), sin: tf.reshape(tf.sin(full), [B, T, 1, D]) };

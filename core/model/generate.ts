@@ -116,12 +116,11 @@ export async function generate(model: DecoderModel, prompts: number[][], options
   {
     const ids = tf.tensor2d(rows, [B, L], 'int32');
     const positions = positionsFromMask(mask);
-    const { logits, present } = model.forward(ids, positions, mask);
+    const { logits, present } = model.forward(ids, positions, mask, { cache: useCache });
     const lastLogits = tf.slice(logits, [0, L - 1, 0], [B, 1, vocabSize]);
     last = (await lastLogits.data()) as Float32Array;
     tf.dispose([ids, positions, logits, lastLogits]);
     if (useCache) cache = present;
-    else disposeCache(present);
   }
   try {
     for (let step = 0; step < options.maxNewTokens; step++) {
@@ -139,20 +138,19 @@ export async function generate(model: DecoderModel, prompts: number[][], options
       mask.dispose();
       mask = grown;
       let logits: tf.Tensor3D;
-      let present: LayerCache[];
       if (useCache) {
         const ids = tf.tensor2d(chosen, [B, 1], 'int32');
         const positions = tf.tensor2d(nextPos, [B, 1], 'int32');
-        ({ logits, present } = model.forward(ids, positions, mask, { past: cache! }));
+        const out = model.forward(ids, positions, mask, { past: cache! });
         tf.dispose([ids, positions]);
         disposeCache(cache);
-        cache = present;
+        ({ logits } = out);
+        cache = out.present;
       } else {
         const ids = tf.tensor2d(rows, undefined, 'int32');
         const positions = positionsFromMask(mask);
-        ({ logits, present } = model.forward(ids, positions, mask));
+        ({ logits } = model.forward(ids, positions, mask));
         tf.dispose([ids, positions]);
-        disposeCache(present);
       }
       nextPos = nextPos.map((p) => p + 1);
       const T = logits.shape[1];

@@ -47,6 +47,11 @@ function splitColumns(t: HostTensor, widths: number[]): HostTensor[] {
   });
 }
 
+/** GPT-2's per-layer modules (each a weight and a bias) and our names for them. */
+const GPT2_MODULES: [string, string][] = [
+  ['ln_1', 'norm1'], ['attn.c_attn', 'attn.qkv'], ['attn.c_proj', 'attn.out'], ['ln_2', 'norm2'], ['mlp.c_fc', 'mlp.up'], ['mlp.c_proj', 'mlp.down'],
+];
+
 /** Our parameter names and shapes for a config (what a fresh model initialises). */
 export function parameterShapes(c: ModelConfig): Map<string, number[]> {
   const C = c.hiddenSize;
@@ -166,11 +171,8 @@ export function fromHfTensors(c: ModelConfig, tensors: Map<string, HostTensor>, 
   }
   w.set('embed', get('transformer.wte.weight'));
   w.set('pos', get('transformer.wpe.weight'));
-  const pairs: [string, string][] = [
-    ['ln_1', 'norm1'], ['attn.c_attn', 'attn.qkv'], ['attn.c_proj', 'attn.out'], ['ln_2', 'norm2'], ['mlp.c_fc', 'mlp.up'], ['mlp.c_proj', 'mlp.down'],
-  ];
   for (let i = 0; i < c.numLayers; i++) {
-    for (const [hf, ours] of pairs) {
+    for (const [hf, ours] of GPT2_MODULES) {
       w.set(`layers.${i}.${ours}.weight`, get(`transformer.h.${i}.${hf}.weight`));
       w.set(`layers.${i}.${ours}.bias`, get(`transformer.h.${i}.${hf}.bias`));
     }
@@ -212,11 +214,8 @@ export function toHfTensors(c: ModelConfig, w: Weights): Map<string, HostTensor>
   }
   out.set('transformer.wte.weight', get('embed'));
   out.set('transformer.wpe.weight', get('pos'));
-  const pairs: [string, string][] = [
-    ['ln_1', 'norm1'], ['attn.c_attn', 'attn.qkv'], ['attn.c_proj', 'attn.out'], ['ln_2', 'norm2'], ['mlp.c_fc', 'mlp.up'], ['mlp.c_proj', 'mlp.down'],
-  ];
   for (let i = 0; i < c.numLayers; i++) {
-    for (const [hf, ours] of pairs) {
+    for (const [hf, ours] of GPT2_MODULES) {
       out.set(`transformer.h.${i}.${hf}.weight`, get(`layers.${i}.${ours}.weight`));
       out.set(`transformer.h.${i}.${hf}.bias`, get(`layers.${i}.${ours}.bias`));
     }

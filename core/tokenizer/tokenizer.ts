@@ -144,8 +144,3 @@ export class ByteTokenizer implements TextTokenizer {
     });
   }
 }
-
-/** The tokenizer stored with a checkpoint, or the byte tokenizer for a checkpoint that has none. */
-export function tokenizerFromJson(json: string, config: Json = {}, source?: string): TextTokenizer {
-  return new HfTokenizer(json, config, source);
-}

@@ -8,8 +8,8 @@ import { createHash } from 'node:crypto';
 import * as tf from '@tensorflow/tfjs-core';
 import { canonicalJson } from '../canonical-json';
 import { InvalidInputError } from '../errors';
-import { Rng } from '../random';
 import type { DecoderModel } from '../model/decoder';
+import { EpochOrder } from './batches';
 import { dpoLoss, dpoMetrics, type DpoLossType, type DpoMetrics } from './dpo-loss';
 import { responseLogProbs } from './logprobs';
 import { AdamW, DEFAULT_ADAMW, GradientAccumulator } from './optimizer';
@@ -74,8 +74,8 @@ export async function trainDpo(model: DecoderModel, pairs: PreferencePair[], s: 
     if (p.chosen.length === 0 || p.rejected.length === 0) throw new InvalidInputError(`pair ${i} has an empty chosen or rejected response`);
   });
   const pad = s.padTokenId ?? model.config.padTokenId ?? 0;
-  const stepsPerEpoch = Math.floor(pairs.length / s.batchSize);
-  const totalSteps = s.maxSteps ?? Math.max(1, Math.ceil(stepsPerEpoch * s.epochs));
+  const order = new EpochOrder(pairs.length, s.batchSize, s.seed);
+  const totalSteps = s.maxSteps ?? Math.max(1, Math.ceil(order.stepsPerEpoch * s.epochs));
   const micro = s.batchSize / s.gradientAccumulation;
   const fingerprint = dpoFingerprint(pairs, s);
   const optimizer = new AdamW(model.params, { ...DEFAULT_ADAMW, weightDecay: s.weightDecay });
@@ -94,11 +94,6 @@ export async function trainDpo(model: DecoderModel, pairs: PreferencePair[], s: 
     }
     const ref = reference;
     const resumedFrom = step;
-    const order = new Map<number, number[]>();
-    const permutation = (epoch: number) => {
-      if (!order.has(epoch)) order.set(epoch, new Rng(s.seed * 1_000_003 + epoch).shuffle(pairs.map((_, i) => i)));
-      return order.get(epoch)!;
-    };
     let lastSave = Date.now();
     const save = async () => {
       if (!hooks.state) return;
@@ -114,9 +109,8 @@ export async function trainDpo(model: DecoderModel, pairs: PreferencePair[], s: 
         await save();
         return { step, totalSteps, resumedFrom, history, reference: ref, stopped: true };
       }
-      const epoch = Math.floor(step / stepsPerEpoch);
-      const start = (step % stepsPerEpoch) * s.batchSize;
-      const indices = permutation(epoch).slice(start, start + s.batchSize);
+      const epoch = order.epoch(step);
+      const indices = order.batch(step);
       const accumulated = new GradientAccumulator(model.params);
       const pol = { chosen: [] as number[], rejected: [] as number[] };
       for (let m = 0; m < s.gradientAccumulation; m++) {

@@ -11,17 +11,14 @@ import { createHash } from 'node:crypto';
 import * as tf from '@tensorflow/tfjs-core';
 import { canonicalJson } from '../canonical-json';
 import { InvalidInputError } from '../errors';
-import { Rng } from '../random';
 import { positionsFromMask, type DecoderModel } from '../model/decoder';
+import { EpochOrder, padPromptResponse, targetLogProbs, type PromptResponse } from './batches';
 import { AdamW, DEFAULT_ADAMW, GradientAccumulator } from './optimizer';
 import { learningRate, type ScheduleSettings } from './schedule';
 import type { TrainingStateStore, TrainStateInfo } from './state';
 
-export interface SftExample {
-  prompt: number[];
-  /** The target tokens (include the end-of-sequence token if the model should learn to stop). */
-  response: number[];
-}
+/** A prompt and its target tokens (include the end-of-sequence token if the model should learn to stop). */
+export type SftExample = PromptResponse;
 
 export interface SftSettings extends ScheduleSettings {
   batchSize: number;
@@ -67,47 +64,9 @@ export interface TrainResult {
   stopped: boolean;
 }
 
-/** One micro-batch, right-padded: inputs, targets and the 0/1 loss mask over target positions. */
-interface MicroBatch {
-  ids: number[][];
-  mask: number[][];
-  targets: number[][];
-  lossMask: number[][];
-  lossTokens: number;
-}
-
-function makeMicroBatch(examples: SftExample[], maxSeqLen: number, pad: number): MicroBatch {
-  const seqs = examples.map((e) => {
-    const full = [...e.prompt, ...e.response].slice(0, maxSeqLen + 1);
-    return { full, promptLen: Math.min(e.prompt.length, full.length) };
-  });
-  const T = Math.max(...seqs.map((s) => s.full.length - 1));
-  const batch: MicroBatch = { ids: [], mask: [], targets: [], lossMask: [], lossTokens: 0 };
-  for (const { full, promptLen } of seqs) {
-    const n = full.length - 1;
-    const ids = full.slice(0, n);
-    const targets = full.slice(1);
-    // Target t is token t + 1: a response token when t + 1 ≥ promptLen.
-    const lossMask = targets.map((_, t) => (t + 1 >= promptLen ? 1 : 0));
-    batch.lossTokens += lossMask.reduce((a: number, b) => a + b, 0);
-    const fill = T - n;
-    batch.ids.push([...ids, ...new Array<number>(fill).fill(pad)]);
-    batch.mask.push([...new Array<number>(n).fill(1), ...new Array<number>(fill).fill(0)]);
-    batch.targets.push([...targets, ...new Array<number>(fill).fill(0)]);
-    batch.lossMask.push([...lossMask, ...new Array<number>(fill).fill(0)]);
-  }
-  return batch;
-}
-
-/**
- * Summed negative log-likelihood of the masked targets (a scalar), plus the logits' log-softmax
- * for callers that need per-token log-probs. Written out instead of the layers loss, which clips.
- */
+/** Summed negative log-likelihood of the masked targets (a scalar). */
 export function maskedNll(logits: tf.Tensor3D, targets: tf.Tensor2D, lossMask: tf.Tensor2D): tf.Scalar {
-  const V = logits.shape[2];
-  const logProbs = tf.sub(logits, tf.logSumExp(logits, -1, true));
-  const picked = tf.sum(tf.mul(logProbs, tf.oneHot(targets, V)), -1);
-  return tf.neg(tf.sum(tf.mul(picked, lossMask))) as tf.Scalar;
+  return tf.neg(tf.sum(tf.mul(targetLogProbs(logits, targets), lossMask))) as tf.Scalar;
 }
 
 export function sftFingerprint(examples: SftExample[], s: SftSettings): string {
@@ -121,8 +80,8 @@ export async function trainSft(model: DecoderModel, examples: SftExample[], s: S
   if (examples.length < s.batchSize) throw new InvalidInputError(`SFT needs at least batchSize=${s.batchSize} examples, got ${examples.length}`);
   if (s.batchSize % s.gradientAccumulation !== 0) throw new InvalidInputError(`batchSize ${s.batchSize} must be a multiple of gradientAccumulation ${s.gradientAccumulation}`);
   for (const [i, e] of examples.entries()) if (e.response.length === 0) throw new InvalidInputError(`SFT example ${i} has an empty response`);
-  const stepsPerEpoch = Math.floor(examples.length / s.batchSize);
-  const totalSteps = s.maxSteps ?? Math.max(1, Math.ceil(stepsPerEpoch * s.epochs));
+  const order = new EpochOrder(examples.length, s.batchSize, s.seed);
+  const totalSteps = s.maxSteps ?? Math.max(1, Math.ceil(order.stepsPerEpoch * s.epochs));
   const micro = s.batchSize / s.gradientAccumulation;
   const pad = s.padTokenId ?? model.config.padTokenId ?? 0;
   const fingerprint = sftFingerprint(examples, s);
@@ -137,11 +96,6 @@ export async function trainSft(model: DecoderModel, examples: SftExample[], s: S
       losses.push(...restored.lossHistory);
     }
     const resumedFrom = step;
-    const order = new Map<number, number[]>(); // epoch → permutation
-    const permutation = (epoch: number) => {
-      if (!order.has(epoch)) order.set(epoch, new Rng(s.seed * 1_000_003 + epoch).shuffle(examples.map((_, i) => i)));
-      return order.get(epoch)!;
-    };
     let lastSave = Date.now();
     let windowStart = Date.now();
     let windowTokens = 0;
@@ -161,10 +115,9 @@ export async function trainSft(model: DecoderModel, examples: SftExample[], s: S
         await save();
         return { step, totalSteps, resumedFrom, losses, stopped: true };
       }
-      const epoch = Math.floor(step / stepsPerEpoch);
-      const start = (step % stepsPerEpoch) * s.batchSize;
-      const indices = permutation(epoch).slice(start, start + s.batchSize);
-      const batches = Array.from({ length: s.gradientAccumulation }, (_, m) => makeMicroBatch(indices.slice(m * micro, (m + 1) * micro).map((i) => examples[i]!), s.maxSeqLen, pad));
+      const epoch = order.epoch(step);
+      const indices = order.batch(step);
+      const batches = Array.from({ length: s.gradientAccumulation }, (_, m) => padPromptResponse(indices.slice(m * micro, (m + 1) * micro).map((i) => examples[i]!), pad, s.maxSeqLen));
       const lossTokens = batches.reduce((a, b) => a + b.lossTokens, 0);
       if (lossTokens === 0) throw new InvalidInputError(`step ${step}: no response tokens within maxSeqLen ${s.maxSeqLen}; raise maxSeqLen or shorten prompts`);
 
@@ -178,8 +131,7 @@ export async function trainSft(model: DecoderModel, examples: SftExample[], s: S
           const lossMask = tf.tensor2d(b.lossMask, undefined, 'float32');
           const positions = positionsFromMask(mask);
           return tf.variableGrads(() => {
-            const { logits, present } = model.forward(ids, positions, mask, { training: true, dropout: s.dropout, seed: (s.seed * 7919 + step) * 64 + m });
-            tf.dispose(present.flatMap((p) => [p.k, p.v]));
+            const { logits } = model.forward(ids, positions, mask, { training: true, dropout: s.dropout, seed: (s.seed * 7919 + step) * 64 + m });
             // Normalised by the whole optimizer batch's response tokens: accumulation equals one big batch.
             return tf.div(maskedNll(logits, targets, lossMask), lossTokens) as tf.Scalar;
           }, model.trainableVariables());
@@ -187,7 +139,7 @@ export async function trainSft(model: DecoderModel, examples: SftExample[], s: S
         lossSum += (await value.data())[0]!;
         value.dispose();
         accumulated.add(grads);
-        windowTokens += b.mask.flat().reduce((a, x) => a + x, 0);
+        windowTokens += b.inputTokens;
       }
       const lr = learningRate(s, step, totalSteps);
       const norm = accumulated.step(optimizer, s.gradClip, lr);

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { createCipheriv, createHash, randomBytes } from 'node:crypto';
-import { HeadObjectCommand, ListMultipartUploadsCommand, PutObjectCommand } from '@aws-sdk/client-s3';
+import { HeadObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { after, before, describe, it } from 'node:test';
 import { StoreUnavailableError } from '../../core/errors';
 import { readAll } from '../../core/store/hashing';
@@ -106,7 +106,5 @@ describe('S3Store against a real S3 server (Versity S3 Gateway)', () => {
     const data = randomBytes(1000);
     const ref = await store.put('interrupted/model.safetensors', data);
     assert.ok((await store.get(ref)).equals(data));
-    const uploads = await s3.client().send(new ListMultipartUploadsCommand({ Bucket: s3.bucket, Prefix: 'artifacts/interrupted/' }));
-    void uploads; // parts of the aborted upload may remain server-side (the abort could not reach a dead server); they are invisible
   });
 });

@@ -16,8 +16,7 @@ function logitsOf(model: DecoderModel, rows: number[][]): number[][][] {
   return tf.tidy(() => {
     const ids = tf.tensor2d(rows, undefined, 'int32');
     const mask = tf.onesLike(ids) as tf.Tensor2D;
-    const { logits, present } = model.forward(ids, positionsFromMask(mask), mask);
-    tf.dispose(present.flatMap((p) => [p.k, p.v]));
+    const { logits } = model.forward(ids, positionsFromMask(mask), mask);
     return logits.arraySync();
   });
 }

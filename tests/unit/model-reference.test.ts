@@ -18,7 +18,7 @@ describe('decoders match transformers', () => {
   });
 
   for (const name of MODEL_FIXTURES) {
-    it(`${name}: logits within 1e-4 on padded and unpadded batches`, () => {
+    it(`${name}: logits within 1e-4 on padded and unpadded batches`, (t) => {
       const { model } = loadCheckpoint(fixtureDir(name));
       try {
         for (const c of expected(name).logits_cases) {
@@ -26,10 +26,11 @@ describe('decoders match transformers', () => {
           const mask = tf.tensor2d(c.attention_mask, undefined, 'int32');
           const positions = positionsFromMask(mask);
           assert.deepEqual(positions.arraySync(), c.position_ids, `${c.name}: positions`);
-          const { logits, present } = model.forward(ids, positions, mask);
+          const { logits } = model.forward(ids, positions, mask);
           const diff = maxAbsDiff(logits.arraySync(), c.logits, c.attention_mask);
           assert.ok(diff <= 1e-4, `${name}/${c.name}: max |Δlogit| = ${diff}`);
-          tf.dispose([ids, mask, positions, logits, ...present.flatMap((p) => [p.k, p.v])]);
+          t.diagnostic(`${c.name}: max |Δlogit| vs transformers = ${diff.toExponential(2)} on ${tf.getBackend()}`);
+          tf.dispose([ids, mask, positions, logits]);
         }
       } finally {
         model.dispose();
