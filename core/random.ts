@@ -66,3 +66,16 @@ export class Rng {
 function rotl(x: number, k: number): number {
   return ((x << k) | (x >>> (32 - k))) >>> 0;
 }
+
+/**
+ * A 32-bit seed derived from a base seed and labels (FNV-1a over their text), so each draw site —
+ * a prompt, a candidate, a judgment — gets its own stream, independent of batching and sharding.
+ */
+export function deriveSeed(seed: number, ...labels: (string | number)[]): number {
+  let h = 0x811c9dc5;
+  for (const ch of [seed, ...labels].join('\u0000')) {
+    h ^= ch.codePointAt(0)!;
+    h = Math.imul(h, 0x01000193) >>> 0;
+  }
+  return h >>> 0;
+}

@@ -75,6 +75,8 @@ export const PromptSettings = z
     generator: z.string().min(1).default('self'),
     /** Drop a prompt whose ROUGE-L F against any pooled prompt exceeds this. */
     rougeLThreshold: probability.default(0.7),
+    /** Path or URI of a few-shot template with a {tasks} slot; the built-in self-instruct template when absent. */
+    template: z.string().optional(),
     minChars: z.number().int().nonnegative().default(10),
     maxChars: positiveInt.default(2000),
   })

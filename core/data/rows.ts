@@ -46,7 +46,7 @@ export const JudgmentRow = z.strictObject({ promptId: id, candidate: index, samp
 export type JudgmentRow = z.infer<typeof JudgmentRow>;
 
 /** A preference pair for DPO, with the mean scores that chose it. */
-export const PairRow = z.strictObject({ promptId: id, instruction: text, chosen: text, rejected: text, chosenScore: score, rejectedScore: score });
+export const PairRow = z.strictObject({ promptId: id, instruction: text, chosen: z.string(), rejected: z.string(), chosenScore: score, rejectedScore: score });
 export type PairRow = z.infer<typeof PairRow>;
 
 /** Which of two responses a judge preferred, by model: `a`, `b` or `tie`. */

@@ -18,6 +18,8 @@ export interface LoadedCheckpoint {
   config: ModelConfig;
   /** tokenizer.json's text, when the directory has one. */
   tokenizerJson?: string;
+  /** tokenizer_config.json, when the directory has one (special tokens, chat_template). */
+  tokenizerConfig?: Record<string, unknown>;
   /** The stored dtype of the weights (F32, F16 or BF16). */
   storedDtype: string;
 }
@@ -49,17 +51,21 @@ export function loadCheckpoint(dir: string): LoadedCheckpoint {
   const storedDtype = [...new Set([...tensors.values()].map((t) => t.dtype))].join('+');
   const model = new DecoderModel(config, fromHfTensors(config, tensors, weightsFile));
   const tokenizerFile = path.join(dir, 'tokenizer.json');
+  const tokenizerConfigFile = path.join(dir, 'tokenizer_config.json');
   return {
     model,
     config,
     storedDtype,
     ...(existsSync(tokenizerFile) ? { tokenizerJson: readFileSync(tokenizerFile, 'utf8') } : {}),
+    ...(existsSync(tokenizerConfigFile) ? { tokenizerConfig: readJson(tokenizerConfigFile) } : {}),
   };
 }
 
 export interface SaveOptions {
   dtype?: 'float32' | 'bfloat16';
   tokenizerJson?: string;
+  /** Written as tokenizer_config.json (with the prompt template as its chat_template). */
+  tokenizerConfig?: Record<string, unknown>;
   /** Recorded in the safetensors metadata (e.g. the compute backend that trained it). */
   metadata?: Record<string, string>;
 }
@@ -75,6 +81,7 @@ export async function saveCheckpoint(model: DecoderModel, dir: string, options: 
     ['model.safetensors', writeSafetensors(toHfTensors(model.config, await model.weights()), options.dtype === 'bfloat16' ? 'BF16' : 'F32', { format: 'pt', ...options.metadata })],
   ];
   if (options.tokenizerJson) files.push(['tokenizer.json', options.tokenizerJson]);
+  if (options.tokenizerConfig) files.push(['tokenizer_config.json', `${JSON.stringify(options.tokenizerConfig, null, 2)}\n`]);
   for (const [name, body] of files) {
     const tmp = path.join(dir, `.${name}.partial`);
     await fs.writeFile(tmp, body);

@@ -21,8 +21,10 @@ export interface GenerateOptions {
   topK?: number;
   /** Keep the smallest set of tokens whose probability reaches p (1 = all). */
   topP?: number;
-  /** Required for sampling. */
+  /** Required for sampling (unless `rngs` is given). */
   rng?: Rng;
+  /** One generator per prompt, so a row's draws do not depend on the rows batched with it. */
+  rngs?: Rng[];
   /** Stop a row at this token (default: the model's eos; null: never). */
   eosTokenId?: number | null;
   /** Stop a row when its new tokens end with one of these token sequences (the sequence is kept). */
@@ -100,6 +102,7 @@ export async function generate(model: DecoderModel, prompts: number[][], options
   if (L + options.maxNewTokens > maxPositions) {
     throw new InvalidInputError(`prompt length ${L} + ${options.maxNewTokens} new tokens exceeds the model's ${maxPositions} positions`);
   }
+  if (options.rngs && options.rngs.length !== prompts.length) throw new InvalidInputError(`rngs has ${options.rngs.length} generators for ${prompts.length} prompts`);
   const pad = options.padTokenId ?? model.config.padTokenId ?? 0;
   const eos = options.eosTokenId === undefined ? model.config.eosTokenId : options.eosTokenId;
   const useCache = options.useCache !== false;
@@ -126,7 +129,7 @@ export async function generate(model: DecoderModel, prompts: number[][], options
     for (let step = 0; step < options.maxNewTokens; step++) {
       const chosen = prompts.map((_, b) => {
         if (reasons[b]) return pad;
-        const token = chooseToken(last.subarray(b * vocabSize, (b + 1) * vocabSize), options);
+        const token = chooseToken(last.subarray(b * vocabSize, (b + 1) * vocabSize), options.rngs ? { ...options, rng: options.rngs[b]! } : options);
         out[b]!.push(token);
         if (eos !== null && eos !== undefined && token === eos) reasons[b] = 'eos';
         else if (options.stopSequences?.some((s) => endsWith(out[b]!, s))) reasons[b] = 'stop';

@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { describe, it } from 'node:test';
 import { ByteTokenizer, HfTokenizer } from '../../core/tokenizer/tokenizer';
-import { INSTRUCTION_TEMPLATE, chatTemplateJinja, formatPrompt } from '../../core/tokenizer/template';
+import { INSTRUCTION_TEMPLATE, formatPrompt } from '../../core/tokenizer/template';
 import { HF_FIXTURES } from '../support/hf-fixtures';
 
 interface TokCase {
@@ -45,6 +45,6 @@ describe('tokenizers', () => {
 
   it('formats prompts with the model template, and writes it as a chat template', () => {
     assert.equal(formatPrompt(INSTRUCTION_TEMPLATE, 'Sort: b a'), '### Instruction:\nSort: b a\n\n### Response:\n');
-    assert.match(chatTemplateJinja(INSTRUCTION_TEMPLATE), /message\['content'\]/);
+    assert.match(INSTRUCTION_TEMPLATE.jinja, /message\['content'\]/);
   });
 });
