@@ -1,9 +1,13 @@
 /**
- * JSONL read line by line (streams, so large files never sit in memory whole), each row validated
- * by a zod schema; a bad row is an error naming the file, the line and the field.
+ * JSONL read line by line and written row by row (streams, so large files never sit in memory
+ * whole), each row validated by a zod schema; a bad row is an error naming the file, the line and
+ * the field.
  */
-import { createReadStream } from 'node:fs';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { rename, rm } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import type { z } from 'zod';
 import { InvalidInputError } from '../errors';
 import { formatPath } from '../config/load';
@@ -42,14 +46,57 @@ export async function* readJsonl<S extends z.ZodType>(source: string | NodeJS.Re
     } catch (err) {
       throw new DatasetError(file, n, '', `not valid JSON (${(err as Error).message})`);
     }
-    const parsed = schema.safeParse(value);
-    if (!parsed.success) {
-      const issue = parsed.error.issues[0]!;
-      const field = issue.code === 'unrecognized_keys' ? formatPath([...issue.path, issue.keys[0]!]) : formatPath(issue.path);
-      throw new DatasetError(file, n, field, issue.code === 'unrecognized_keys' ? 'unknown field' : issue.message);
-    }
-    yield { line: n, row: parsed.data };
+    yield { line: n, row: parseRow(schema, value, file, n) };
   }
+}
+
+/** The first problem of a failed parse: the field's path (`a.b[2].c`, '' for the row itself) and what is wrong. */
+export function describeIssue(error: z.ZodError, prefix: readonly PropertyKey[] = []): { field: string; problem: string } {
+  const issue = error.issues[0]!;
+  if (issue.code === 'unrecognized_keys') return { field: formatPath([...prefix, ...issue.path, issue.keys[0]!]), problem: 'unknown field' };
+  return { field: formatPath([...prefix, ...issue.path]), problem: issue.message };
+}
+
+/** `value` checked against `schema`; a DatasetError at `file:line` if it does not fit. `prefix` goes before the field's path. */
+export function parseRow<S extends z.ZodType>(schema: S, value: unknown, file: string, line: number, prefix: readonly PropertyKey[] = []): z.infer<S> {
+  const parsed = schema.safeParse(value);
+  if (parsed.success) return parsed.data;
+  const { field, problem } = describeIssue(parsed.error, prefix);
+  throw new DatasetError(file, line, field, problem);
+}
+
+/**
+ * Writes `rows` as JSONL, one JSON value per line, each checked against `schema` when given (a bad
+ * row is a DatasetError naming the row number, which is its line in the file, and the field).
+ * Rows go to `file + '.tmp'`, which is flushed to disk and renamed to `file` only once every row
+ * is written; on failure it is removed and `file` is left as it was. Returns the number of rows.
+ */
+export async function writeJsonl(file: string, rows: AsyncIterable<unknown> | Iterable<unknown>, schema?: z.ZodType): Promise<number> {
+  const tmp = `${file}.tmp`;
+  let n = 0;
+  async function* lines(): AsyncGenerator<string> {
+    for await (const row of rows) {
+      n++;
+      const value = schema ? parseRow(schema, row, file, n) : row;
+      let json: string | undefined;
+      try {
+        json = JSON.stringify(value);
+      } catch (err) {
+        throw new DatasetError(file, n, '', `cannot be written as JSON (${(err as Error).message})`);
+      }
+      if (json === undefined) throw new DatasetError(file, n, '', `cannot be written as JSON (${typeof value})`);
+      yield `${json}\n`;
+    }
+  }
+  try {
+    // pipeline waits for 'drain' when the file falls behind, so a fast source never piles up in memory.
+    await pipeline(Readable.from(lines()), createWriteStream(tmp, { encoding: 'utf8', flush: true }));
+    await rename(tmp, file);
+  } catch (err) {
+    await rm(tmp, { force: true });
+    throw err;
+  }
+  return n;
 }
 
 export async function readAllJsonl<S extends z.ZodType>(file: string, schema: S): Promise<z.infer<S>[]> {
