@@ -61,7 +61,7 @@ const SCHEMAS: { name: string; schema: z.ZodType; good: Record<string, unknown>;
   },
   {
     name: 'PairRow', schema: PairRow, good: { promptId: 'p1', instruction: 'Say hi.', chosen: 'Hi!', rejected: 'No.', chosenScore: 4.5, rejectedScore: 1 },
-    bad: [[{ chosenScore: 7 }, 'chosenScore', /too big/i], [{ rejected: '' }, 'rejected', /too small/i], [{ instruction: '' }, 'instruction', /too small/i]],
+    bad: [[{ chosenScore: 7 }, 'chosenScore', /too big/i], [{ rejected: 3 }, 'rejected', /expected string/i], [{ instruction: '' }, 'instruction', /too small/i]],
   },
   {
     name: 'HeadToHeadRow', schema: HeadToHeadRow, good: { ...head },
