@@ -121,6 +121,62 @@ function program(): Command {
     .option('--json', 'print a JSON summary')
     .action(async (o) => (await import('./train.js')).trainSftCommand(o));
 
+  train
+    .command('dpo')
+    .description('DPO on preference pairs from a checkpoint (also the frozen reference); resumable like train sft')
+    .requiredOption('--model <dir>', 'the model to start from, with tokenizer.json')
+    .requiredOption('--pairs <file>', 'JSONL pairs: {promptId, instruction, chosen, rejected, chosenScore, rejectedScore}')
+    .requiredOption('--out <dir>', 'where to write the trained model')
+    .option('--beta <x>', 'DPO beta (paper: 0.1)')
+    .option('--loss <kind>', 'sigmoid (DPO) or ipo')
+    .option('--lr <x>', 'peak learning rate (paper: 1e-6)')
+    .option('--lr-end <x>', 'final learning rate (paper: 1e-7)')
+    .option('--schedule <s>', 'cosine, linear or constant')
+    .option('--warmup-steps <n>', 'linear warmup steps')
+    .option('--batch-size <n>', 'pairs per optimizer step (paper: 16)')
+    .option('--gradient-accumulation <n>', 'micro-batches per optimizer step')
+    .option('--epochs <n>', 'passes over the pairs')
+    .option('--max-steps <n>', 'stop after this many optimizer steps')
+    .option('--dropout <p>', 'dropout')
+    .option('--weight-decay <x>', 'AdamW decoupled weight decay')
+    .option('--grad-clip <x>', 'clip the global gradient norm')
+    .option('--max-seq-len <n>', 'truncate prompt + response to this many tokens')
+    .option('--checkpoint-every-steps <n>', 'save resumable state every n steps')
+    .option('--checkpoint-every-seconds <n>', '... or every n seconds')
+    .option('--seed <n>', 'seed for shuffling and dropout', '0')
+    .option('--state <dir|uri>', 'where resumable state goes (default: <out>.state)')
+    .option('--tokenizer <bytes>', 'use the built-in byte tokenizer')
+    .option('--save-dtype <dtype>', 'float32 or bfloat16', 'float32')
+    .option('--json', 'print a JSON summary with the first, last and final metrics')
+    .action(async (o) => (await import('./train.js')).trainDpoCommand(o));
+
+  const evaluate = srlm.command('eval').description('evaluate models and judges');
+  evaluate
+    .command('head-to-head')
+    .description('both models answer the prompts (greedy); a judge picks the better answer: wins, ties, losses, win rate with a 95% CI')
+    .requiredOption('--a <dir>', 'model A (the win rate is A\'s)')
+    .requiredOption('--b <dir>', 'model B')
+    .requiredOption('--prompts <file>', 'JSONL rows with an instruction (prompt, IFT or Alpaca rows)')
+    .option('--judge <judge>', 'self (model A judges with the 5-point rubric), a judge model directory, or oracle (built-in worlds)', 'self')
+    .option('--samples <k>', 'judgments per response, averaged', '3')
+    .option('--max-new-tokens <n>', 'longest answer', '256')
+    .option('--judge-max-new-tokens <n>', 'longest judgment', '128')
+    .option('--seed <n>', 'judge sampling seed', '0')
+    .option('--out <file>', 'write every prompt\'s responses and verdicts as JSONL')
+    .option('--json', 'print JSON')
+    .action(async (o) => (await import('./eval.js')).headToHeadCommand(o));
+  evaluate
+    .command('judge')
+    .description('a judge against reference rankings: pairwise accuracy, 5-best, exact match, Spearman, Kendall')
+    .requiredOption('--model <dir>', 'the model (judges itself with --judge self)')
+    .requiredOption('--ranked <file>', 'JSONL ranked sets: {id, instruction, responses: [{text, rank}]}, rank 0 = best')
+    .option('--judge <judge>', 'self or a judge model directory', 'self')
+    .option('--samples <k>', 'judgments per response, averaged', '3')
+    .option('--judge-max-new-tokens <n>', 'longest judgment', '128')
+    .option('--seed <n>', 'judge sampling seed', '0')
+    .option('--json', 'print JSON')
+    .action(async (o) => (await import('./eval.js')).judgeEvalCommand(o));
+
   const judge = srlm.command('judge').description('the self-judging step');
   judge
     .command('parse')

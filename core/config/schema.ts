@@ -54,8 +54,6 @@ export const DpoSettings = z
     lrEnd: z.number().nonnegative().lt(1).default(1e-7),
     beta: z.number().positive().default(0.1),
     loss: z.enum(['sigmoid', 'ipo']).default('sigmoid'),
-    /** Weight of an NLL term on the chosen response (0 = plain DPO). */
-    nllWeight: z.number().min(0).default(0),
   })
   .prefault({});
 export type DpoSettings = z.infer<typeof DpoSettings>;

@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { HeadToHeadRow } from '../../core/data/rows';
 import { tempDir } from '../support/servers';
 
 const SRLM = path.join(__dirname, '..', '..', 'cli', 'srlm.js');
@@ -91,5 +92,54 @@ describe('srlm model and srlm train sft', () => {
     const gen = await srlm(['model', 'generate', '--model', out, '--prompt', '### Instruction:\nReverse: cat dog sun\n\n### Response:\n', '--max-new-tokens', '12', '--greedy', '--json']);
     assert.equal(gen.code, 0, gen.stderr);
     assert.equal(typeof JSON.parse(gen.stdout).text, 'string');
+  });
+
+  it('trains DPO on text pairs from the SFT model, then compares the two head-to-head and evaluates the judge', async () => {
+    const m1 = path.join(tmp.dir, 'm1'); // written by the test above
+    const words = ['cat', 'dog', 'sun', 'sea', 'map', 'pen', 'cup', 'box'];
+    const pairs = words.map((w, i) => {
+      const items = [w, words[(i + 1) % 8]!, words[(i + 3) % 8]!];
+      return { promptId: `p${i}`, instruction: `Reverse: ${items.join(' ')}`, chosen: [...items].reverse().join(' '), rejected: items.join(' '), chosenScore: 5, rejectedScore: 1 };
+    });
+    const pairsFile = path.join(tmp.dir, 'pairs.jsonl');
+    writeFileSync(pairsFile, pairs.map((p) => JSON.stringify(p)).join('\n'));
+    const m2 = path.join(tmp.dir, 'm2');
+    const dpo = await srlm(['train', 'dpo', '--model', m1, '--pairs', pairsFile, '--out', m2, '--lr', '1e-3', '--lr-end', '1e-4', '--batch-size', '4', '--max-steps', '12', '--dropout', '0', '--json']);
+    assert.equal(dpo.code, 0, dpo.stderr);
+    const summary = JSON.parse(dpo.stdout);
+    assert.equal(summary.pairs, 8);
+    assert.equal(summary.steps, 12);
+    assert.ok(summary.final['rewards/margins'] > summary.first['rewards/margins'], JSON.stringify([summary.first, summary.final]));
+    assert.match(dpo.stderr, /rewards\/accuracies/);
+    assert.ok(existsSync(path.join(m2, 'tokenizer_config.json')));
+
+    const bad = path.join(tmp.dir, 'pairs-bad.jsonl');
+    writeFileSync(bad, `${JSON.stringify(pairs[0])}\n${JSON.stringify({ ...pairs[1], chosenScore: 'high' })}\n`);
+    const refused = await srlm(['train', 'dpo', '--model', m1, '--pairs', bad, '--out', path.join(tmp.dir, 'never')]);
+    assert.equal(refused.code, 2);
+    assert.match(refused.stderr, /pairs-bad\.jsonl:2: chosenScore: /);
+
+    const promptsFile = path.join(tmp.dir, 'prompts.jsonl');
+    writeFileSync(promptsFile, pairs.slice(0, 4).map((p) => JSON.stringify({ instruction: p.instruction })).join('\n'));
+    const out = path.join(tmp.dir, 'h2h.jsonl');
+    const h2h = await srlm(['eval', 'head-to-head', '--a', m2, '--b', m1, '--prompts', promptsFile, '--judge', 'self', '--samples', '1', '--max-new-tokens', '12', '--judge-max-new-tokens', '8', '--out', out, '--json']);
+    assert.equal(h2h.code, 0, h2h.stderr);
+    const r = JSON.parse(h2h.stdout);
+    assert.equal(r.n, 4);
+    assert.equal(r.wins + r.ties + r.losses, 4);
+    assert.equal(r.winRate, (r.wins + r.ties / 2) / 4);
+    assert.ok(r.ci95[0] <= r.winRate && r.winRate <= r.ci95[1]);
+    const rows = readFileSync(out, 'utf8').trim().split('\n').map((l) => HeadToHeadRow.parse(JSON.parse(l)));
+    assert.deepEqual(rows.map((x) => x.promptId), ['prompt-1', 'prompt-2', 'prompt-3', 'prompt-4']);
+    const oracle = await srlm(['eval', 'head-to-head', '--a', m2, '--b', m1, '--prompts', promptsFile, '--judge', 'oracle']);
+    assert.equal(oracle.code, 2);
+
+    const ranked = path.join(tmp.dir, 'ranked.jsonl');
+    writeFileSync(ranked, [{ id: 'r1', instruction: 'Reverse: a b', responses: [{ text: 'b a', rank: 0 }, { text: 'a b', rank: 1 }, { text: 'x', rank: 2 }] }, { id: 'r2', instruction: 'Reverse: c d', responses: [{ text: 'd c', rank: 0 }, { text: 'c d', rank: 0 }] }].map((x) => JSON.stringify(x)).join('\n'));
+    const judged = await srlm(['eval', 'judge', '--model', m2, '--ranked', ranked, '--samples', '1', '--judge-max-new-tokens', '8', '--json']);
+    assert.equal(judged.code, 0, judged.stderr);
+    const metrics = JSON.parse(judged.stdout);
+    // Pairs with different human ranks: 3 in r1, none in r2.
+    assert.deepEqual([metrics.sets, metrics.pairs], [2, 3]);
   });
 });
