@@ -32,17 +32,9 @@ export function createRunConfigActivities(deps: ActivityDeps = defaultDeps) {
       }
       return store.put(key, body, { contentType: 'application/json' });
     }),
-
-    /** Reads an artifact back in full and checks its sha256 (the store verifies on every read). */
-    verifyArtifact: reportingFailures(async (input: { store: StoreSettings; ref: ArtifactRef }): Promise<ArtifactRef> => {
-      const store = deps.openStore(input.store);
-      const data = await store.get(input.ref);
-      return { ...input.ref, bytes: data.length };
-    }),
   };
 }
 
 // Type-only surface for workflows (`import type * as activities`).
 const bound = createRunConfigActivities();
 export const recordRunConfig = bound.recordRunConfig;
-export const verifyArtifact = bound.verifyArtifact;

@@ -50,9 +50,10 @@ export async function runCommand(opts: RunOptions): Promise<void> {
     }
     if (opts.json) printJson(result);
     else {
-      log(`run ${runId} finished: ${result.completed.join(', ')}`);
-      log(`config recorded at ${result.configRef.uri} (sha256 ${result.configRef.sha256.slice(0, 12)}…)`);
-      if (result.notYetImplemented.length) log(`not yet implemented in this version: ${result.notYetImplemented.join(', ')}`);
+      log(`run ${runId} finished: ${result.completed.length} steps`);
+      for (const h of result.report.headToHead) log(`  ${h.a} vs ${h.b} (${h.judge}): ${h.wins}/${h.ties}/${h.losses} win/tie/loss, win rate ${(100 * h.winRate).toFixed(1)}% [${(100 * h.ci95[0]).toFixed(1)}, ${(100 * h.ci95[1]).toFixed(1)}]`);
+      for (const j of result.report.judgeMetrics) log(`  ${j.model} as a judge: pairwise accuracy ${(100 * j.pairwiseAccuracy).toFixed(1)}%, Spearman ${j.spearman.toFixed(3)}, Kendall ${j.kendall.toFixed(3)}`);
+      log(`report: ${result.reportRefs.markdown.uri}`);
     }
   } finally {
     await client.connection.close();

@@ -1,5 +1,6 @@
 import * as path from 'node:path';
 import { DefaultLogger, NativeConnection, Runtime, Worker, bundleWorkflowCode, type LogLevel, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { createPipelineActivities } from '../activities/pipeline';
 import { createRunConfigActivities, type ActivityDeps } from '../activities/run-config';
 import type { TemporalTarget } from './connection';
 
@@ -60,7 +61,7 @@ export async function connectWorker(target: TemporalTarget): Promise<NativeConne
  * the model queue runs model activities one at a time (one model in memory per worker).
  */
 export async function createWorkers(connection: NativeConnection, options: WorkerSetOptions): Promise<Worker[]> {
-  const activities = createRunConfigActivities(options.activityDeps);
+  const activities = { ...createRunConfigActivities(options.activityDeps), ...createPipelineActivities(options.activityDeps) };
   const bundle = options.workflowBundle ?? (await bundleWorkflows());
   const workers: Worker[] = [];
   if (options.queues.includes('orchestration')) {

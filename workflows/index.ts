@@ -1,2 +1,3 @@
 // The workflow bundle entry: re-exports only (the worker's workflowsPath must be one module).
-export { selfRewardingRun, progressQuery } from './run';
+export { selfRewardingRun, progressQuery, pauseSignal, resumeSignal, extendIterationsUpdate, retryIterationUpdate } from './run';
+export { selfRewardingIteration } from './iteration';

@@ -1,23 +1,99 @@
-import { defineQuery, proxyActivities, setHandler, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
-import type * as activities from '../activities/run-config';
-import { SrlmIteration, SrlmRunId, SrlmStage } from './search-attributes';
-import { NON_RETRYABLE_ERROR_TYPES, type RunInput, type RunProgress, type RunResult, type Stage } from './types';
+import {
+  ActivityFailure,
+  ApplicationFailure,
+  ChildWorkflowFailure,
+  condition,
+  continueAsNew,
+  defineQuery,
+  defineSignal,
+  defineUpdate,
+  executeChild,
+  setHandler,
+  upsertSearchAttributes,
+  workflowInfo,
+} from '@temporalio/workflow';
+import { selfRewardingIteration } from './iteration';
+import { on, recorded } from './proxies';
+import { SrlmIteration, SrlmLatestWinRate, SrlmRunId, SrlmStage } from './search-attributes';
+import type { FailedIteration, RetryRequest, RunInput, RunProgress, RunResult, RunState, Stage } from './types';
 
 export const progressQuery = defineQuery<RunProgress>('progress');
+export const pauseSignal = defineSignal('pause');
+export const resumeSignal = defineSignal('resume');
+/** Sets the number of self-rewarding iterations (it may only grow); returns the new count. */
+export const extendIterationsUpdate = defineUpdate<number, [number]>('extendIterations');
+/** Retries the failed iteration, optionally with changed settings; returns the iteration retried. */
+export const retryIterationUpdate = defineUpdate<{ iteration: number; attempt: number }, [RetryRequest]>('retryIteration');
+
+const SECTIONS = ['prompts', 'candidates', 'judge', 'pairs', 'dpo'];
+
+/** Where a child iteration's failure came from: the activity that failed for good, and why. */
+function describeFailure(err: unknown): { step: string; message: string } {
+  let step = 'unknown step';
+  let cause: unknown = err;
+  while (cause instanceof Error) {
+    if (cause instanceof ActivityFailure) step = cause.activityType;
+    if (cause instanceof ApplicationFailure || !(cause as { cause?: unknown }).cause) return { step, message: cause.message };
+    if (cause instanceof ChildWorkflowFailure || cause instanceof ActivityFailure) cause = cause.cause;
+    else cause = (cause as { cause?: unknown }).cause;
+  }
+  return { step, message: String(err) };
+}
 
 /**
- * One self-rewarding run (Yuan et al. 2024): SFT baseline and M1, then M1 → M2 → M3 by
- * self-instruct, self-judging and DPO, then the report.
- *
- * What runs today (the foundation): the config is recorded in the store on the orchestration
- * queue and read back, checksum-verified, on the model queue — the whole CLI → Temporal → worker
- * → store path, on both task queues. The method's steps come with the durable-pipeline issue and
- * are listed in the result as not yet implemented.
+ * One self-rewarding run (Yuan et al. 2024), as the paper's algorithm reads:
+ *   seed data and M0 → SFT baseline (IFT only) and M1 (IFT + EFT) → for t = 1..T: the iteration
+ *   child workflow makes M_{t+1} from M_t → the report.
+ * A finished step is recognised in the store and not redone (core/pipeline/steps.ts). An iteration
+ * that fails for good does not end the run: it is marked failed and the run waits for a
+ * `retryIteration` update, which may change that iteration's settings.
  */
 export async function selfRewardingRun(input: RunInput): Promise<RunResult> {
-  const { runId, config } = input;
-  const progress: RunProgress = { runId, stage: 'starting', iteration: 0, iterations: config.iterations.count, steps: [] };
+  const { runId } = input;
+  let config = input.config;
+  const state: RunState = input.resume ?? {
+    models: {},
+    responses: {},
+    generatedPrompts: [],
+    iterationsDone: 0,
+    report: { runId, headToHead: [], judgeMetrics: [], pairs: [], prompts: [], training: [], models: {} },
+  };
+  const progress: RunProgress = { runId, stage: 'starting', iteration: state.iterationsDone, iterations: config.iterations.count, paused: false, steps: [], failed: null, latestWinRate: null };
+  let retry: RetryRequest | null = null;
+
   setHandler(progressQuery, () => progress);
+  setHandler(pauseSignal, () => void (progress.paused = true));
+  setHandler(resumeSignal, () => void (progress.paused = false));
+  setHandler(
+    extendIterationsUpdate,
+    (count) => {
+      config = { ...config, iterations: { ...config.iterations, count } };
+      progress.iterations = count;
+      return count;
+    },
+    {
+      validator: (count) => {
+        if (!Number.isInteger(count) || count < config.iterations.count || count > 100) throw new Error(`iterations can only grow, to at most 100 (now ${config.iterations.count}, asked ${count})`);
+      },
+    },
+  );
+  setHandler(
+    retryIterationUpdate,
+    async (request) => {
+      retry = request;
+      const failed = progress.failed!;
+      await condition(() => progress.failed === null || progress.failed.attempts > failed.attempts);
+      return { iteration: failed.iteration, attempt: failed.attempts + 1 };
+    },
+    {
+      validator: (request) => {
+        const failed = progress.failed;
+        if (!failed) throw new Error('no iteration has failed: there is nothing to retry');
+        if (request.iteration !== undefined && request.iteration !== failed.iteration) throw new Error(`iteration ${failed.iteration} failed, not iteration ${request.iteration}`);
+        for (const key of Object.keys(request.override ?? {})) if (!SECTIONS.includes(key)) throw new Error(`unknown settings section ${JSON.stringify(key)}; expected one of ${SECTIONS.join(', ')}`);
+      },
+    },
+  );
 
   const setStage = (stage: Stage) => {
     progress.stage = stage;
@@ -27,42 +103,115 @@ export async function selfRewardingRun(input: RunInput): Promise<RunResult> {
       { key: SrlmStage, value: stage },
     ]);
   };
+  const gate = async () => {
+    if (!progress.paused) return;
+    const before = progress.stage;
+    setStage('paused');
+    await condition(() => !progress.paused);
+    setStage(before);
+  };
+  const steps = progress.steps;
 
-  // One proxy per step, so the Web UI shows a summary that names the step.
-  const on = (queue: 'orchestration' | 'model', summary: string) =>
-    proxyActivities<typeof activities>({
-      taskQueue: config.temporal.taskQueues[queue],
-      startToCloseTimeout: '10 minutes',
-      retry: { initialInterval: '1 second', maximumInterval: '1 minute', backoffCoefficient: 2, nonRetryableErrorTypes: NON_RETRYABLE_ERROR_TYPES },
-      summary,
-    });
-
-  const step = async <T extends { uri: string; sha256: string; bytes: number }>(name: string, run: () => Promise<T>): Promise<T> => {
-    const record: RunProgress['steps'][number] = { step: name, status: 'running', startedAt: new Date().toISOString() };
-    progress.steps.push(record);
-    try {
-      const artifact = await run();
-      Object.assign(record, { status: 'completed', finishedAt: new Date().toISOString(), artifact: { uri: artifact.uri, sha256: artifact.sha256, bytes: artifact.bytes } });
-      return artifact;
-    } catch (err) {
-      Object.assign(record, { status: 'failed', finishedAt: new Date().toISOString() });
-      throw err;
+  if (!state.configRef) {
+    setStage('config');
+    state.configRef = await recorded(steps, 'recordRunConfig', undefined, () => on(config, 'orchestration', `record the run config of ${runId}`).recordRunConfig({ runId, config, configSource: input.configSource }), (r) => r);
+  }
+  if (!state.data) {
+    setStage('data');
+    const d = await recorded(steps, 'prepareData', undefined, () => on(config, 'orchestration', 'seed data: IFT, EFT, held-out prompts and ranked sets, validated').prepareData({ runId, config }), (r) => r.ift);
+    state.data = { ift: d.ift, eft: d.eft, ...(d.evalPrompts ? { evalPrompts: d.evalPrompts } : {}), ...(d.rankedEval ? { rankedEval: d.rankedEval } : {}) };
+  }
+  const data = state.data;
+  await gate();
+  if (!state.models.M0) {
+    setStage('base');
+    const base = await recorded(steps, 'prepareBase', undefined, () => on(config, 'model', `the base model M0 (${config.model.base})`).prepareBase({ runId, config }), (r) => r.model);
+    state.models.M0 = base.model;
+  }
+  for (const [name, withEft] of [['SFT', false], ['M1', true]] as const) {
+    if (state.models[name]) continue;
+    await gate();
+    setStage('sft');
+    const r = await recorded(steps, `trainSft[${name}]`, undefined, () =>
+      on(config, 'model', name === 'SFT' ? 'SFT baseline: M0 fine-tuned on IFT only' : 'M1: M0 fine-tuned on IFT + EFT (the judge skill)').trainSft({ runId, config, name, base: state.models.M0!, ift: data.ift, ...(withEft ? { eft: data.eft } : {}) }),
+    (x) => x.model);
+    state.models[name] = r.model;
+    state.report.training.push({ model: name, steps: r.steps, firstLoss: r.losses[0]?.loss ?? null, finalLoss: r.losses.at(-1)?.loss ?? null });
+  }
+  if (state.iterationsDone === 0 && !state.report.headToHead.some((h) => h.a === 'M1' && h.b === 'SFT')) {
+    setStage('evaluate');
+    if (data.evalPrompts) {
+      const evalPrompts = data.evalPrompts;
+      for (const name of ['SFT', 'M1']) {
+        const r = await recorded(steps, `answerEvalPrompts[${name}]`, undefined, () => on(config, 'model', `${name} answers the held-out prompts`).answerEvalPrompts({ runId, config, name, model: state.models[name]!, evalPrompts }), (x) => x.responses);
+        state.responses[name] = r.responses;
+      }
+      const h = await recorded(steps, 'headToHead[M1 vs SFT]', undefined, () =>
+        on(config, 'model', `M1 vs SFT, judge: ${config.evaluation.judge}`).headToHead({ runId, config, a: { name: 'M1', model: state.models.M1!, responses: state.responses.M1! }, b: { name: 'SFT', model: state.models.SFT!, responses: state.responses.SFT! }, evalPrompts, judge: config.evaluation.judge }),
+      );
+      state.report.headToHead.push(h.summary);
+      progress.latestWinRate = h.summary.winRate;
+      upsertSearchAttributes([{ key: SrlmLatestWinRate, value: h.summary.winRate }]);
     }
-  };
+    if (data.rankedEval) {
+      const rankedEval = data.rankedEval;
+      for (const name of ['SFT', 'M1']) {
+        const r = await recorded(steps, `judgeMetrics[${name}]`, undefined, () => on(config, 'model', `${name} as a judge on held-out ranked sets`).judgeMetrics({ runId, config, name, model: state.models[name]!, rankedEval }));
+        state.report.judgeMetrics.push({ model: name, ...r.metrics });
+      }
+    }
+  }
 
-  setStage('config');
-  const configRef = await step('recordRunConfig', () =>
-    on('orchestration', `record the run config of ${runId}`).recordRunConfig({ runId, config, configSource: input.configSource }),
-  );
+  while (state.iterationsDone < config.iterations.count) {
+    await gate();
+    const t = state.iterationsDone + 1;
+    progress.iteration = t;
+    setStage('iteration');
+    const from = `M${t}`;
+    let attempt = 1;
+    for (;;) {
+      try {
+        const result = await executeChild(selfRewardingIteration, {
+          workflowId: `${runId}/iteration-${t}`,
+          args: [{ runId, config, iteration: t, model: { name: from, ref: state.models[from]!, ...(state.responses[from] ? { responses: state.responses[from] } : {}) }, sft: { ref: state.models.SFT!, ...(state.responses.SFT ? { responses: state.responses.SFT } : {}) }, data, earlierPrompts: state.generatedPrompts }],
+          staticSummary: `Iteration ${t}: ${from} → M${t + 1} (self-instruct, self-judge, DPO)${attempt > 1 ? `, attempt ${attempt}` : ''}`,
+        });
+        state.models[result.name] = result.model;
+        if (result.responses) state.responses[result.name] = result.responses;
+        state.generatedPrompts.push(result.prompts.ref);
+        for (const k of ['headToHead', 'judgeMetrics', 'pairs', 'prompts', 'training'] as const) (state.report[k] as unknown[]).push(...result.report[k]);
+        steps.push(...result.steps);
+        const vsPrevious = result.report.headToHead.find((h) => h.b === from);
+        if (vsPrevious) {
+          progress.latestWinRate = vsPrevious.winRate;
+          upsertSearchAttributes([{ key: SrlmLatestWinRate, value: vsPrevious.winRate }]);
+        }
+        break;
+      } catch (err) {
+        const { step, message } = describeFailure(err);
+        const failed: FailedIteration = { iteration: t, step, message, failedAt: new Date().toISOString(), retryCommand: `srlm retry ${runId} --iteration ${t} [--set dpo.lr=...]`, attempts: attempt };
+        progress.failed = failed;
+        setStage('iteration-failed');
+        await condition(() => retry !== null);
+        const request: RetryRequest = retry!;
+        retry = null;
+        if (request.override && Object.keys(request.override).length > 0) {
+          config = { ...config, iterations: { ...config.iterations, overrides: [...config.iterations.overrides, { iteration: t, ...request.override }] } };
+        }
+        attempt++;
+        progress.failed = null;
+        setStage('iteration');
+      }
+    }
+    state.iterationsDone = t;
+    if (workflowInfo().continueAsNewSuggested && state.iterationsDone < config.iterations.count) {
+      await continueAsNew<typeof selfRewardingRun>({ ...input, config, resume: state });
+    }
+  }
 
-  setStage('verify');
-  await step('verifyArtifact', () => on('model', 'read the config back on the model queue, sha256-verified').verifyArtifact({ store: config.store, ref: configRef }));
-
+  setStage('report');
+  state.report.models = { ...state.models };
+  const reportRefs = await recorded(steps, 'writeReport', undefined, () => on(config, 'orchestration', 'write the report (JSON and Markdown)').writeReport({ runId, config, report: state.report }), (r) => r.json);
   setStage('done');
-  return {
-    runId: workflowInfo().workflowId,
-    configRef,
-    completed: progress.steps.map((s) => s.step),
-    notYetImplemented: ['sft', 'generatePrompts', 'sampleCandidates', 'judgeCandidates', 'buildPreferencePairs', 'trainDpo', 'evaluate', 'report'],
-  };
+  return { runId: workflowInfo().workflowId, configRef: state.configRef, completed: steps.filter((s) => s.status !== 'failed').map((s) => s.step), report: state.report, reportRefs };
 }

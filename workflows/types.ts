@@ -1,11 +1,13 @@
 /**
  * Plain types shared by workflows, activities and the CLI. Only small JSON crosses Temporal:
- * configs and artifact references, never datasets or weights (DESIGN.md "Only references cross Temporal").
+ * configs, artifact references and metrics, never datasets or weights (DESIGN.md "Only references
+ * cross Temporal").
  */
 import type { ArtifactRef } from '../core/store/artifact';
-import type { RunConfig } from '../core/config/schema';
+import type { IterationOverride, RunConfig } from '../core/config/schema';
+import type { RunReport } from '../core/pipeline/steps';
 
-export type { ArtifactRef, RunConfig };
+export type { ArtifactRef, RunConfig, RunReport };
 
 export interface RunInput {
   runId: string;
@@ -13,16 +15,45 @@ export interface RunInput {
   config: RunConfig;
   /** Where the config came from (`preset:tiny`, a file path), for reports. */
   configSource: string;
+  /** Carried over by continue-as-new: everything done so far. */
+  resume?: RunState;
 }
 
-export type Stage = 'starting' | 'config' | 'verify' | 'done';
+export type Stage = 'starting' | 'config' | 'data' | 'base' | 'sft' | 'evaluate' | 'iteration' | 'iteration-failed' | 'paused' | 'report' | 'done';
 
 export interface StepRecord {
   step: string;
-  status: 'running' | 'completed' | 'failed';
+  status: 'running' | 'completed' | 'reused' | 'failed';
   startedAt: string;
   finishedAt?: string;
+  iteration?: number;
   artifact?: ArtifactRef;
+}
+
+export interface FailedIteration {
+  iteration: number;
+  /** The activity that failed for good, e.g. trainDpo. */
+  step: string;
+  message: string;
+  failedAt: string;
+  /** The command that retries it. */
+  retryCommand: string;
+  attempts: number;
+}
+
+/** The run's results so far: small, so it travels through continue-as-new. */
+export interface RunState {
+  configRef?: ArtifactRef;
+  data?: { ift: ArtifactRef; eft: ArtifactRef; evalPrompts?: ArtifactRef; rankedEval?: ArtifactRef };
+  /** Model name (M0, SFT, M1, M2, ...) → checkpoint index ref. */
+  models: Record<string, ArtifactRef>;
+  /** Model name → its answers to the evaluation prompts. */
+  responses: Record<string, ArtifactRef>;
+  /** Prompts generated in each completed iteration, in order. */
+  generatedPrompts: ArtifactRef[];
+  /** Iterations completed (1 = M1 → M2). */
+  iterationsDone: number;
+  report: RunReport;
 }
 
 export interface RunProgress {
@@ -30,16 +61,46 @@ export interface RunProgress {
   stage: Stage;
   iteration: number;
   iterations: number;
+  paused: boolean;
   steps: StepRecord[];
+  failed: FailedIteration | null;
+  latestWinRate: number | null;
 }
 
 export interface RunResult {
   runId: string;
   configRef: ArtifactRef;
-  /** What the run covered: the pipeline steps land with the durable-pipeline work (issue 6). */
   completed: string[];
-  notYetImplemented: string[];
+  report: RunReport;
+  reportRefs: { json: ArtifactRef; markdown: ArtifactRef };
+}
+
+export interface IterationInput {
+  runId: string;
+  config: RunConfig;
+  iteration: number;
+  /** The model this iteration starts from (M_t) and its name. */
+  model: { name: string; ref: ArtifactRef; responses?: ArtifactRef };
+  sft: { ref: ArtifactRef; responses?: ArtifactRef };
+  data: NonNullable<RunState['data']>;
+  earlierPrompts: ArtifactRef[];
+}
+
+export interface IterationResult {
+  iteration: number;
+  model: ArtifactRef;
+  name: string;
+  responses?: ArtifactRef;
+  prompts: { ref: ArtifactRef; count: number };
+  report: Pick<RunReport, 'headToHead' | 'judgeMetrics' | 'pairs' | 'prompts' | 'training'>;
+  steps: StepRecord[];
+}
+
+/** `retryIteration`'s argument: optionally changed settings for the failed iteration. */
+export interface RetryRequest {
+  iteration?: number;
+  override?: Omit<IterationOverride, 'iteration'>;
 }
 
 /** Failure types that retrying cannot fix; activities also mark them non-retryable themselves. */
-export const NON_RETRYABLE_ERROR_TYPES = ['InvalidInputError', 'ConfigError', 'ArtifactIntegrityError', 'ArtifactNotFoundError'];
+export const NON_RETRYABLE_ERROR_TYPES = ['InvalidInputError', 'ConfigError', 'ArtifactIntegrityError', 'ArtifactNotFoundError', 'TrainingFailedError', 'DatasetError'];

@@ -99,7 +99,12 @@ export function settingsForIteration(config: RunConfig, n: number): IterationSet
       merged[section] = { ...merged[section], ...(values as Record<string, unknown>) };
     }
   }
-  return IterationSettings.parse(merged);
+  const parsed = IterationSettings.safeParse(merged);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    throw new InvalidInputError(`iteration ${n} settings: ${formatPath(issue.path)}: ${issue.message}`);
+  }
+  return parsed.data;
 }
 
 /**

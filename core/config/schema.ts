@@ -213,6 +213,8 @@ export const TemporalSettings = z
         clientKeyFile: z.string().optional(),
       })
       .optional(),
+    /** A model activity that sends no heartbeat for this long is considered lost and retried (resuming from saved state). */
+    heartbeatTimeoutSeconds: positiveInt.default(300),
     /** Name of the environment variable that holds an API key (Temporal Cloud). Never the key itself. */
     apiKeyEnv: z.string().regex(/^[A-Z_][A-Z0-9_]*$/, 'expected an environment variable name').optional(),
   })

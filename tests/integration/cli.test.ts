@@ -1,8 +1,10 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { existsSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { isAlive, freePort, portOpen } from '../../infra/process';
+import { writePipelineFixture } from '../support/pipeline-fixture';
 import { tempDir } from '../support/servers';
 
 const SRLM = path.join(__dirname, '..', '..', 'cli', 'srlm.js');
@@ -110,10 +112,15 @@ describe('srlm infra up / run / status / down (the local stack, as a user runs i
   });
 
   it('runs a workflow end to end from the CLI (CLI → Temporal → worker → store) and reports its status', async () => {
-    const run = await srlm(['run', '--preset', 'tiny', '--run-id', 'cli-e2e', '--json'], env);
+    // A user's own data and base model (a small reversal task), one self-rewarding iteration.
+    const fixture = await writePipelineFixture(path.join(home.dir, 'fixture'));
+    const configFile = path.join(home.dir, 'run.json');
+    writeFileSync(configFile, JSON.stringify(fixture.configFor(`file://${home.dir}/artifacts`, { model: 'srlm-model', orchestration: 'srlm-orchestration' })));
+    const run = await srlm(['run', '--config', configFile, '--iterations', '1', '--run-id', 'cli-e2e', '--json'], env);
     assert.equal(run.code, 0, run.stderr);
     const result = JSON.parse(run.stdout);
-    assert.deepEqual(result.completed, ['recordRunConfig', 'verifyArtifact']);
+    assert.deepEqual(result.report.headToHead.map((h: { a: string; b: string }) => `${h.a} vs ${h.b}`), ['M1 vs SFT', 'M2 vs M1', 'M2 vs SFT']);
+    assert.ok(existsSync(path.join(home.dir, 'artifacts', 'runs', 'cli-e2e', 'report', 'report.md')));
     assert.equal(result.configRef.uri, `file://${home.dir}/artifacts/runs/cli-e2e/config.json`);
     assert.match(run.stderr, new RegExp(`http://127\\.0\\.0\\.1:${ports.ui}/namespaces/default/workflows/cli-e2e`));
 
@@ -124,7 +131,7 @@ describe('srlm infra up / run / status / down (the local stack, as a user runs i
     assert.equal(s.stage, 'done');
 
     // Running the same ID again attaches to the finished run instead of redoing it.
-    const again = await srlm(['run', '--preset', 'tiny', '--run-id', 'cli-e2e', '--json'], env);
+    const again = await srlm(['run', '--config', configFile, '--iterations', '1', '--run-id', 'cli-e2e', '--json'], env);
     assert.equal(again.code, 0, again.stderr);
     assert.match(again.stderr, /already completed/);
     assert.deepEqual(JSON.parse(again.stdout).configRef, result.configRef);

@@ -1,0 +1,446 @@
+/**
+ * The steps of a self-rewarding run as plain functions over the store: each takes small JSON
+ * (settings and artifact refs) and returns small JSON. Temporal activities are thin adapters over
+ * these (activities/pipeline.ts); tests call them directly too.
+ *
+ * Every step writes under `runs/<runId>/steps/<step>-<hash>/`, where the hash covers everything the
+ * step's output depends on (input artifacts' sha256, settings, seed). Its result is published last
+ * as `result.json`; a step whose result is already there returns it without recomputing, so a
+ * retried workflow or iteration redoes only the steps whose inputs or settings changed. Long steps
+ * save resumable state under the same prefix and pick it up after a crash.
+ */
+import { createHash } from 'node:crypto';
+import { existsSync, promises as fs } from 'node:fs';
+import * as path from 'node:path';
+import { canonicalJson } from '../canonical-json';
+import { settingsForIteration } from '../config/load';
+import type { RunConfig } from '../config/schema';
+import { readAllJsonl } from '../data/jsonl';
+import { CandidateRow, EftRow, HeadToHeadRow, IftRow, JudgmentRow, PairRow, PromptRow, RankedSetRow } from '../data/rows';
+import { InvalidInputError, SrlmError } from '../errors';
+import { evaluateJudge, headToHead, modelJudge, respond, type PointwiseJudge } from '../eval/head-to-head';
+import type { HeadToHeadSummary, RewardModelMetrics } from '../eval/metrics';
+import { judgePrompt } from '../judge/prompt';
+import { generateCandidates } from '../method/candidates';
+import { preferencePair, sftExample } from '../method/examples';
+import { judgeCandidates, type JudgingStats } from '../method/judging';
+import { buildPairs, type PairStats } from '../method/pairs';
+import { generatePrompts } from '../method/prompts';
+import { loadTextModel, saveTextModel, type TextModel } from '../method/text-model';
+import type { ArtifactRef, ArtifactStore } from '../store/artifact';
+import { validateRunId } from '../store/keys';
+import { trainDpo, type DpoProgress } from '../train/dpo';
+import type { DpoMetrics } from '../train/dpo-loss';
+import { trainSft } from '../train/sft';
+import { TrainingStateStore } from '../train/state';
+import { fetchModel, getJson, getJsonl, putJson, putJsonl, putModel } from './artifacts';
+import { loadWorld, type BuiltinWorld } from './world';
+
+/** What a running step can report: heartbeats with progress a person can read. */
+export interface StepContext {
+  store: ArtifactStore;
+  backend: string;
+  heartbeat(details: StepHeartbeat): void;
+  /** Aborted on graceful shutdown: training saves its state and the step fails retryably. */
+  signal?: AbortSignal;
+  /** A scratch directory for this step (models are written here before upload). */
+  scratch: string;
+}
+
+export interface StepHeartbeat {
+  phase: string;
+  step: number;
+  total: number;
+  /** Where resumable state is kept, if the step has any. */
+  stateUri?: string;
+  metrics?: Record<string, number>;
+}
+
+/** A step stopped by shutdown: retryable, it resumes from its saved state. */
+export class StepInterruptedError extends SrlmError {
+  readonly retryable = true;
+}
+
+/** A setting makes training fail for good (diverged, or refused by a fault switch in tests). */
+export class TrainingFailedError extends SrlmError {
+  readonly retryable = false;
+}
+
+export interface StepResult {
+  /** True when the step's result was found in the store and nothing was recomputed. */
+  reused: boolean;
+  /** The step's prefix in the store. */
+  key: string;
+}
+
+function hashOf(value: unknown): string {
+  return createHash('sha256').update(canonicalJson(value)).digest('hex').slice(0, 16);
+}
+
+const refId = (ref: ArtifactRef | undefined) => ref?.sha256 ?? null;
+
+export function stepKey(runId: string, step: string, inputs: unknown): string {
+  return `runs/${validateRunId(runId)}/steps/${step}-${hashOf({ step, inputs })}`;
+}
+
+async function once<T extends object>(ctx: StepContext, key: string, compute: () => Promise<T>): Promise<T & StepResult> {
+  const resultKey = `${key}/result.json`;
+  if (await ctx.store.head(resultKey)) return { ...(await getJson<T>(ctx.store, resultKey)), reused: true, key };
+  const result = await compute();
+  await putJson(ctx.store, resultKey, result);
+  return { ...result, reused: false, key };
+}
+
+async function withModel<T>(ctx: StepContext, ref: ArtifactRef, use: (tm: TextModel) => Promise<T>): Promise<T> {
+  const tm = loadTextModel(await fetchModel(ctx.store, ref));
+  try {
+    return await use(tm);
+  } finally {
+    tm.model.dispose();
+  }
+}
+
+async function saveModel(ctx: StepContext, tm: TextModel, key: string, metadata: Record<string, string>, dtype: 'float32' | 'bfloat16'): Promise<ArtifactRef> {
+  const dir = path.join(ctx.scratch, key.replace(/[^A-Za-z0-9._-]+/g, '_'));
+  await saveTextModel(tm, dir, { dtype, metadata: { backend: ctx.backend, ...metadata } });
+  const ref = await putModel(ctx.store, `${key}/model`, dir);
+  await fs.rm(dir, { recursive: true, force: true });
+  return ref;
+}
+
+const BUILTIN = /^builtin:([a-z0-9-]+)(?:\/([a-z0-9-]+))?$/;
+
+async function worldOf(spec: string): Promise<BuiltinWorld> {
+  const m = BUILTIN.exec(spec);
+  if (!m) throw new InvalidInputError(`${spec} is not a builtin: name`);
+  const world = await loadWorld(m[1]!);
+  if (!world) throw new InvalidInputError(`unknown built-in world ${JSON.stringify(m[1])} in ${spec}`);
+  return world;
+}
+
+/** Template text: a built-in world's, or a local file's. */
+async function templateText(spec: string | undefined, which: 'judge' | 'selfInstruct', config: RunConfig): Promise<string | undefined> {
+  if (spec === undefined) {
+    if (!config.model.base.startsWith('builtin:')) return undefined;
+    const world = await worldOf(config.model.base);
+    return which === 'judge' ? world.judgeTemplate : world.selfInstructTemplate;
+  }
+  if (spec.startsWith('builtin:')) {
+    const world = await worldOf(spec);
+    return which === 'judge' ? world.judgeTemplate : world.selfInstructTemplate;
+  }
+  try {
+    return await fs.readFile(spec.replace(/^file:\/\//, ''), 'utf8');
+  } catch (err) {
+    throw new InvalidInputError(`cannot read template ${spec}: ${(err as Error).message}`);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Data and base model
+
+export interface DataRefs {
+  ift: ArtifactRef;
+  eft: ArtifactRef;
+  evalPrompts?: ArtifactRef;
+  rankedEval?: ArtifactRef;
+  counts: { ift: number; eft: number; evalPrompts: number; rankedEval: number };
+}
+
+/** Seed data into the run's store: a built-in world's (from the seed) or the user's files, validated row by row. */
+export async function prepareData(ctx: StepContext, input: { runId: string; config: RunConfig }): Promise<DataRefs & StepResult> {
+  const { data, seed } = input.config;
+  const key = stepKey(input.runId, 'data', { data, seed });
+  return once(ctx, key, async () => {
+    const sources = { ift: data.ift, eft: data.eft, evalPrompts: data.evalPrompts, rankedEval: data.rankedEval };
+    const worldData = new Map<string, Awaited<ReturnType<BuiltinWorld['data']>>>();
+    const rowsOf = async <S extends typeof IftRow | typeof EftRow | typeof PromptRow | typeof RankedSetRow>(spec: string, field: keyof DataRefs['counts'], schema: S) => {
+      if (spec.startsWith('builtin:')) {
+        const world = await worldOf(spec);
+        if (!worldData.has(world.name)) worldData.set(world.name, world.data(seed));
+        return worldData.get(world.name)![field] as unknown[];
+      }
+      return readAllJsonl(spec.replace(/^file:\/\//, ''), schema);
+    };
+    const ift = await rowsOf(sources.ift, 'ift', IftRow);
+    const eft = await rowsOf(sources.eft, 'eft', EftRow);
+    const evalPrompts = sources.evalPrompts ? await rowsOf(sources.evalPrompts, 'evalPrompts', PromptRow) : undefined;
+    const rankedEval = sources.rankedEval ? await rowsOf(sources.rankedEval, 'rankedEval', RankedSetRow) : undefined;
+    if (ift.length === 0) throw new InvalidInputError(`${sources.ift} has no rows`);
+    return {
+      ift: await putJsonl(ctx.store, `${key}/ift.jsonl`, ift, IftRow),
+      eft: await putJsonl(ctx.store, `${key}/eft.jsonl`, eft, EftRow),
+      ...(evalPrompts ? { evalPrompts: await putJsonl(ctx.store, `${key}/eval-prompts.jsonl`, evalPrompts, PromptRow) } : {}),
+      ...(rankedEval ? { rankedEval: await putJsonl(ctx.store, `${key}/ranked-eval.jsonl`, rankedEval, RankedSetRow) } : {}),
+      counts: { ift: ift.length, eft: eft.length, evalPrompts: evalPrompts?.length ?? 0, rankedEval: rankedEval?.length ?? 0 },
+    };
+  });
+}
+
+/** M0 in the run's store: a built-in world's base model, or the user's Hugging Face directory. */
+export async function prepareBase(ctx: StepContext, input: { runId: string; config: RunConfig }): Promise<{ model: ArtifactRef } & StepResult> {
+  const { model, seed } = input.config;
+  const key = stepKey(input.runId, 'base', { base: model.base, seed: model.base.startsWith('builtin:') ? seed : null });
+  return once(ctx, key, async () => {
+    if (model.base.startsWith('builtin:')) {
+      const world = await worldOf(model.base);
+      const tm = await world.baseModel(seed, (step, total, loss) => ctx.heartbeat({ phase: 'pretraining M0', step, total, metrics: { loss } }), ctx.signal);
+      try {
+        if (ctx.signal?.aborted) throw new StepInterruptedError('stopped while making the base model');
+        return { model: await saveModel(ctx, tm, key, { trained_by: `srlm ${model.base}` }, model.saveDtype) };
+      } finally {
+        tm.model.dispose();
+      }
+    }
+    const dir = model.base.replace(/^file:\/\//, '');
+    if (!existsSync(dir)) throw new InvalidInputError(`model.base: ${model.base} is not a local model directory (s3:// bases are not supported yet)`);
+    loadTextModel(dir).model.dispose(); // refuses a directory that would fail later
+    return { model: await putModel(ctx.store, `${key}/model`, dir) };
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Training
+
+export interface SftStepResult {
+  model: ArtifactRef;
+  steps: number;
+  examples: number;
+  losses: { step: number; loss: number }[];
+  resumedFrom: number;
+}
+
+/** SFT from a model on IFT rows (and EFT rows, as judge prompt → judgment), the paper's M0 → SFT baseline / M1. */
+export async function sftStep(ctx: StepContext, input: { runId: string; config: RunConfig; name: string; base: ArtifactRef; ift: ArtifactRef; eft?: ArtifactRef }): Promise<SftStepResult & StepResult> {
+  const { config } = input;
+  const judgeTemplate = await templateText(config.iterations.settings.judge.template, 'judge', config);
+  const key = stepKey(input.runId, `sft-${input.name}`, { base: refId(input.base), ift: refId(input.ift), eft: refId(input.eft), sft: config.sft, seed: config.seed, judgeTemplate: judgeTemplate ?? null });
+  return once(ctx, key, async () =>
+    withModel(ctx, input.base, async (tm) => {
+      const ift = await getJsonl(ctx.store, input.ift, IftRow);
+      const eft = input.eft ? await getJsonl(ctx.store, input.eft, EftRow) : [];
+      const examples = [
+        ...ift.map((r) => sftExample(tm, r.instruction, r.response, config.sft.maxSeqLen)),
+        ...eft.map((r) => sftExample(tm, judgePrompt(r.instruction, r.response, judgeTemplate), r.judgment, config.sft.maxSeqLen)),
+      ];
+      const state = new TrainingStateStore(ctx.store, `${key}/state`);
+      const result = await trainSft(tm.model, examples, { ...config.sft, seed: config.seed }, {
+        state,
+        backend: ctx.backend,
+        ...(ctx.signal ? { signal: ctx.signal } : {}),
+        onProgress: (p) => ctx.heartbeat({ phase: `SFT ${input.name}`, step: p.step, total: p.total, stateUri: ctx.store.uriFor(`${key}/state`), metrics: { loss: p.loss, lr: p.lr, grad_norm: p.gradNorm, tokens_per_second: p.tokensPerSecond } }),
+      });
+      if (result.stopped) throw new StepInterruptedError(`SFT ${input.name} stopped at step ${result.step}; it resumes from its saved state`);
+      return { model: await saveModel(ctx, tm, key, { trained_by: `srlm sft ${input.name}` }, config.model.saveDtype), steps: result.step, examples: examples.length, losses: result.losses, resumedFrom: result.resumedFrom };
+    }),
+  );
+}
+
+export interface DpoStepResult {
+  model: ArtifactRef;
+  pairs: number;
+  steps: number;
+  resumedFrom: number;
+  history: DpoProgress[];
+  final: DpoMetrics | null;
+}
+
+/** DPO of iteration t's model on its pairs; the model itself is the frozen reference. */
+export async function dpoStep(ctx: StepContext, input: { runId: string; config: RunConfig; iteration: number; model: ArtifactRef; pairs: ArtifactRef }): Promise<DpoStepResult & StepResult> {
+  const s = settingsForIteration(input.config, input.iteration).dpo;
+  const key = stepKey(input.runId, `iteration-${input.iteration}/dpo`, { model: refId(input.model), pairs: refId(input.pairs), dpo: s, seed: input.config.seed });
+  return once(ctx, key, async () => {
+    // Test-only fault switch: refuse a learning rate above this, as if training diverged.
+    const faultMaxLr = Number(process.env.SRLM_FAULT_DPO_MAX_LR ?? Infinity);
+    if (s.lr > faultMaxLr) throw new TrainingFailedError(`DPO diverged: lr ${s.lr} is above SRLM_FAULT_DPO_MAX_LR=${faultMaxLr} (fault injection); retry the iteration with a lower dpo.lr`);
+    return withModel(ctx, input.model, async (tm) => {
+      const rows = await getJsonl(ctx.store, input.pairs, PairRow);
+      if (rows.length === 0) throw new TrainingFailedError(`iteration ${input.iteration} has no preference pairs to train on (every prompt's candidates tied or failed to parse)`);
+      const pairs = rows.map((r) => preferencePair(tm, r, s.maxSeqLen));
+      const batchSize = Math.min(s.batchSize, pairs.length - (pairs.length % s.gradientAccumulation) || s.gradientAccumulation);
+      const result = await trainDpo(tm.model, pairs, { ...s, batchSize, seed: input.config.seed + input.iteration }, {
+        state: new TrainingStateStore(ctx.store, `${key}/state`),
+        backend: ctx.backend,
+        ...(ctx.signal ? { signal: ctx.signal } : {}),
+        onMetrics: (m) => {
+          if (!Number.isFinite(m.loss)) throw new TrainingFailedError(`DPO diverged at step ${m.step}: loss ${m.loss}; retry the iteration with a lower dpo.lr`);
+          ctx.heartbeat({ phase: `DPO iteration ${input.iteration}`, step: m.step, total: m.total, stateUri: ctx.store.uriFor(`${key}/state`), metrics: { loss: m.loss, 'rewards/accuracies': m['rewards/accuracies'], 'rewards/margins': m['rewards/margins'], grad_norm: m.grad_norm, learning_rate: m.learning_rate } });
+        },
+      });
+      if (result.stopped) throw new StepInterruptedError(`DPO stopped at step ${result.step}; it resumes from its saved state`);
+      return { model: await saveModel(ctx, tm, key, { trained_by: `srlm dpo iteration ${input.iteration}` }, input.config.model.saveDtype), pairs: pairs.length, steps: result.step, resumedFrom: result.resumedFrom, history: result.history, final: result.final ?? null };
+    });
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// One iteration's data steps
+
+export async function promptsStep(
+  ctx: StepContext,
+  input: { runId: string; config: RunConfig; iteration: number; model: ArtifactRef; ift: ArtifactRef; earlier: ArtifactRef[]; evalPrompts?: ArtifactRef },
+): Promise<{ prompts: ArtifactRef; count: number; stats: Awaited<ReturnType<typeof generatePrompts>>['stats'] } & StepResult> {
+  const s = settingsForIteration(input.config, input.iteration).prompts;
+  const template = await templateText(s.template, 'selfInstruct', input.config);
+  const generator = s.generator === 'self' ? input.model : undefined;
+  if (!generator) throw new InvalidInputError(`prompts.generator ${JSON.stringify(s.generator)}: only "self" is supported yet`);
+  const key = stepKey(input.runId, `iteration-${input.iteration}/prompts`, { model: refId(generator), ift: refId(input.ift), earlier: input.earlier.map(refId), evalPrompts: refId(input.evalPrompts), s, template: template ?? null, seed: input.config.seed });
+  return once(ctx, key, async () => {
+    const ift = (await getJsonl(ctx.store, input.ift, IftRow)).map((r) => r.instruction);
+    const earlier = (await Promise.all(input.earlier.map((r) => getJsonl(ctx.store, r, PromptRow)))).flat().map((r) => r.instruction);
+    const held = input.evalPrompts ? (await getJsonl(ctx.store, input.evalPrompts, PromptRow)).map((r) => r.instruction) : [];
+    const out = await withModel(ctx, generator, (tm) =>
+      generatePrompts(tm, { iftPrompts: ift, earlierGenerated: earlier, pool: [...ift, ...earlier, ...held], iteration: input.iteration, seed: input.config.seed }, { ...s, ...(template ? { template } : {}) }, (kept, total) =>
+        ctx.heartbeat({ phase: `new prompts, iteration ${input.iteration}`, step: kept, total }),
+      ),
+    );
+    if (out.prompts.length === 0) throw new TrainingFailedError(`iteration ${input.iteration}: self-instruct kept no prompts (${JSON.stringify(out.stats.rejected)})`);
+    return { prompts: await putJsonl(ctx.store, `${key}/prompts.jsonl`, out.prompts, PromptRow), count: out.prompts.length, stats: out.stats };
+  });
+}
+
+/** Candidates for one shard of the prompts (`shard` of `shards`, contiguous ranges). */
+export async function candidatesStep(
+  ctx: StepContext,
+  input: { runId: string; config: RunConfig; iteration: number; model: ArtifactRef; prompts: ArtifactRef; shard: number; shards: number },
+): Promise<{ candidates: ArtifactRef; count: number } & StepResult> {
+  const s = settingsForIteration(input.config, input.iteration).candidates;
+  const key = stepKey(input.runId, `iteration-${input.iteration}/candidates-${input.shard}`, { model: refId(input.model), prompts: refId(input.prompts), shard: input.shard, shards: input.shards, s, seed: input.config.seed });
+  return once(ctx, key, async () => {
+    const all = await getJsonl(ctx.store, input.prompts, PromptRow);
+    const size = Math.ceil(all.length / input.shards);
+    const mine = all.slice(input.shard * size, (input.shard + 1) * size);
+    const rows = await withModel(ctx, input.model, (tm) =>
+      generateCandidates(tm, mine, s, input.config.seed + input.iteration, (done, total) => ctx.heartbeat({ phase: `candidates, iteration ${input.iteration}, shard ${input.shard + 1}/${input.shards}`, step: done, total })),
+    );
+    return { candidates: await putJsonl(ctx.store, `${key}/candidates.jsonl`, rows, CandidateRow), count: rows.length };
+  });
+}
+
+export async function judgeStep(
+  ctx: StepContext,
+  input: { runId: string; config: RunConfig; iteration: number; model: ArtifactRef; candidates: ArtifactRef; shard: number },
+): Promise<{ judgments: ArtifactRef; stats: JudgingStats } & StepResult> {
+  const s = settingsForIteration(input.config, input.iteration).judge;
+  const template = await templateText(s.template, 'judge', input.config);
+  const key = stepKey(input.runId, `iteration-${input.iteration}/judgments-${input.shard}`, { model: refId(input.model), candidates: refId(input.candidates), s, template: template ?? null, seed: input.config.seed });
+  return once(ctx, key, async () => {
+    const candidates = await getJsonl(ctx.store, input.candidates, CandidateRow);
+    const out = await withModel(ctx, input.model, (tm) =>
+      judgeCandidates(tm, candidates, { ...s, ...(template ? { template } : {}) }, input.config.seed + input.iteration, (done, total) => ctx.heartbeat({ phase: `self-judging, iteration ${input.iteration}, shard ${input.shard + 1}`, step: done, total })),
+    );
+    return { judgments: await putJsonl(ctx.store, `${key}/judgments.jsonl`, out.judgments, JudgmentRow), stats: out.stats };
+  });
+}
+
+export async function pairsStep(
+  ctx: StepContext,
+  input: { runId: string; config: RunConfig; iteration: number; candidates: ArtifactRef[]; judgments: ArtifactRef[] },
+): Promise<{ pairs: ArtifactRef; stats: PairStats } & StepResult> {
+  const s = settingsForIteration(input.config, input.iteration).pairs;
+  const key = stepKey(input.runId, `iteration-${input.iteration}/pairs`, { candidates: input.candidates.map(refId), judgments: input.judgments.map(refId), s });
+  return once(ctx, key, async () => {
+    const candidates = (await Promise.all(input.candidates.map((r) => getJsonl(ctx.store, r, CandidateRow)))).flat();
+    const judgments = (await Promise.all(input.judgments.map((r) => getJsonl(ctx.store, r, JudgmentRow)))).flat();
+    const { pairs, stats } = buildPairs(candidates, judgments, s);
+    return { pairs: await putJsonl(ctx.store, `${key}/pairs.jsonl`, pairs, PairRow), stats };
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Evaluation
+
+/** A model's greedy responses to the held-out prompts (shared by every comparison it is in). */
+export async function responsesStep(ctx: StepContext, input: { runId: string; config: RunConfig; name: string; model: ArtifactRef; evalPrompts: ArtifactRef }): Promise<{ responses: ArtifactRef } & StepResult> {
+  const maxNewTokens = input.config.evaluation.maxNewTokens;
+  const key = stepKey(input.runId, `eval/responses-${input.name}`, { model: refId(input.model), prompts: refId(input.evalPrompts), maxNewTokens });
+  return once(ctx, key, async () => {
+    const prompts = await getJsonl(ctx.store, input.evalPrompts, PromptRow);
+    const texts = await withModel(ctx, input.model, (tm) => respond(tm, prompts, maxNewTokens, (done, total) => ctx.heartbeat({ phase: `${input.name} answers the evaluation prompts`, step: done, total })));
+    return { responses: await putJson(ctx.store, `${key}/responses.json`, texts) };
+  });
+}
+
+async function openJudge(ctx: StepContext, config: RunConfig, spec: string, self: ArtifactRef): Promise<{ judge: PointwiseJudge; dispose: () => void }> {
+  if (spec === 'oracle') {
+    if (!config.model.base.startsWith('builtin:')) throw new InvalidInputError('evaluation.judge "oracle" needs a built-in world (model.base builtin:<name>)');
+    return { judge: (await worldOf(config.model.base)).oracle(), dispose: () => undefined };
+  }
+  const s = config.iterations.settings.judge;
+  const template = await templateText(s.template, 'judge', config);
+  const tm = loadTextModel(await fetchModel(ctx.store, spec === 'self' ? self : await putModel(ctx.store, `runs/judges/${hashOf(spec)}`, spec)));
+  return { judge: modelJudge(tm, spec, { ...s, ...(template ? { template } : {}) }, config.seed), dispose: () => tm.model.dispose() };
+}
+
+export interface HeadToHeadStepResult {
+  summary: HeadToHeadSummary & { a: string; b: string; judge: string };
+  rows: ArtifactRef;
+}
+
+/** a vs b on the held-out prompts; with judge `self`, model a judges. */
+export async function headToHeadStep(
+  ctx: StepContext,
+  input: { runId: string; config: RunConfig; a: { name: string; model: ArtifactRef; responses: ArtifactRef }; b: { name: string; model: ArtifactRef; responses: ArtifactRef }; evalPrompts: ArtifactRef; judge: string },
+): Promise<HeadToHeadStepResult & StepResult> {
+  const key = stepKey(input.runId, `eval/${input.a.name}-vs-${input.b.name}-${input.judge === 'oracle' || input.judge === 'self' ? input.judge : 'model'}`, {
+    a: refId(input.a.responses), b: refId(input.b.responses), judge: input.judge, self: input.judge === 'self' ? refId(input.a.model) : null, judgeSettings: input.config.iterations.settings.judge, seed: input.config.seed,
+  });
+  return once(ctx, key, async () => {
+    const prompts = await getJsonl(ctx.store, input.evalPrompts, PromptRow);
+    const [ra, rb] = await Promise.all([getJson<string[]>(ctx.store, input.a.responses), getJson<string[]>(ctx.store, input.b.responses)]);
+    const { judge, dispose } = await openJudge(ctx, input.config, input.judge, input.a.model);
+    try {
+      const result = await headToHead(prompts, { name: input.a.name, responses: ra }, { name: input.b.name, responses: rb }, judge);
+      return { summary: result.summary, rows: await putJsonl(ctx.store, `${key}/head-to-head.jsonl`, result.rows, HeadToHeadRow) };
+    } finally {
+      dispose();
+    }
+  });
+}
+
+/** A model as a judge on the held-out ranked sets (the paper's Table 4). */
+export async function judgeMetricsStep(ctx: StepContext, input: { runId: string; config: RunConfig; name: string; model: ArtifactRef; rankedEval: ArtifactRef }): Promise<{ metrics: RewardModelMetrics } & StepResult> {
+  const s = input.config.iterations.settings.judge;
+  const template = await templateText(s.template, 'judge', input.config);
+  const key = stepKey(input.runId, `eval/judge-${input.name}`, { model: refId(input.model), ranked: refId(input.rankedEval), s, template: template ?? null, seed: input.config.seed });
+  return once(ctx, key, async () => {
+    const sets = await getJsonl(ctx.store, input.rankedEval, RankedSetRow);
+    const metrics = await withModel(ctx, input.model, (tm) => evaluateJudge(modelJudge(tm, input.name, { ...s, ...(template ? { template } : {}) }, input.config.seed), sets));
+    return { metrics };
+  });
+}
+
+/** The run's results as JSON and Markdown in the store. */
+export async function reportStep(ctx: StepContext, input: { runId: string; report: RunReport }): Promise<{ json: ArtifactRef; markdown: ArtifactRef }> {
+  const base = `runs/${validateRunId(input.runId)}/report`;
+  const json = await putJson(ctx.store, `${base}/report.json`, input.report);
+  const markdown = await ctx.store.put(`${base}/report.md`, renderMarkdown(input.report), { contentType: 'text/markdown' });
+  return { json, markdown };
+}
+
+export interface RunReport {
+  runId: string;
+  headToHead: (HeadToHeadSummary & { a: string; b: string; judge: string })[];
+  judgeMetrics: ({ model: string } & RewardModelMetrics)[];
+  pairs: { iteration: number; count: number; stats: PairStats }[];
+  prompts: { iteration: number; count: number }[];
+  training: { model: string; steps: number; firstLoss: number | null; finalLoss: number | null; final?: DpoMetrics | null }[];
+  models: Record<string, ArtifactRef>;
+}
+
+const pct = (x: number) => (Number.isFinite(x) ? `${(100 * x).toFixed(1)}%` : 'n/a');
+const num = (x: number) => (Number.isFinite(x) ? x.toFixed(3) : 'n/a');
+
+export function renderMarkdown(r: RunReport): string {
+  const lines = [`# srlm run ${r.runId}`, '', '## Head-to-head', '', '| A | B | judge | wins | ties | losses | n | win rate | 95% CI |', '|---|---|---|---|---|---|---|---|---|'];
+  for (const h of r.headToHead) lines.push(`| ${h.a} | ${h.b} | ${h.judge} | ${h.wins} | ${h.ties} | ${h.losses} | ${h.n} | ${pct(h.winRate)} | ${pct(h.ci95[0])}–${pct(h.ci95[1])} |`);
+  lines.push('', '## The model as a judge (held-out ranked sets)', '', '| model | pairwise accuracy | 5-best | exact match | Spearman | Kendall τ |', '|---|---|---|---|---|---|');
+  for (const j of r.judgeMetrics) lines.push(`| ${j.model} | ${pct(j.pairwiseAccuracy)} | ${pct(j.fiveBest)} | ${pct(j.exactMatch)} | ${num(j.spearman)} | ${num(j.kendall)} |`);
+  lines.push('', '## Self-rewarding iterations', '', '| iteration | new prompts | pairs | tied prompts | unscored candidates |', '|---|---|---|---|---|');
+  for (const p of r.pairs) lines.push(`| ${p.iteration} | ${r.prompts.find((x) => x.iteration === p.iteration)?.count ?? ''} | ${p.count} | ${p.stats.tied} | ${p.stats.unscoredCandidates} |`);
+  lines.push('', '## Training', '', '| model | steps | first loss | final loss |', '|---|---|---|---|');
+  for (const t of r.training) lines.push(`| ${t.model} | ${t.steps} | ${t.firstLoss === null ? '' : num(t.firstLoss)} | ${t.finalLoss === null ? '' : num(t.finalLoss)} |`);
+  lines.push('', '## Models', '');
+  for (const [name, ref] of Object.entries(r.models)) lines.push(`- ${name}: ${ref.uri}`);
+  return `${lines.join('\n')}\n`;
+}

@@ -1,0 +1,41 @@
+/**
+ * A built-in task world (`builtin:<name>` in a config): seed data made from the run's seed, a base
+ * model recipe, and a programmatic oracle. The oracle stands where the paper used people or GPT-4
+ * — ranking seed responses for EFT and judging the final head-to-heads — never inside the loop.
+ */
+import type { EftRow, IftRow, PromptRow, RankedSetRow } from '../data/rows';
+import type { PointwiseJudge } from '../eval/head-to-head';
+import type { TextModel } from '../method/text-model';
+
+export interface WorldData {
+  ift: IftRow[];
+  eft: EftRow[];
+  evalPrompts: PromptRow[];
+  rankedEval: RankedSetRow[];
+}
+
+export interface BuiltinWorld {
+  name: string;
+  data(seed: number): WorldData;
+  /** M0: made from scratch (and any pretraining the world defines), reporting progress. */
+  baseModel(seed: number, onProgress: (step: number, total: number, loss: number) => void, signal?: AbortSignal): Promise<TextModel>;
+  oracle(): PointwiseJudge;
+  /** Templates the world's small models use in place of the built-in long ones (text with their slots). */
+  judgeTemplate?: string;
+  selfInstructTemplate?: string;
+}
+
+const worlds = new Map<string, () => Promise<BuiltinWorld>>();
+
+export function registerWorld(name: string, load: () => Promise<BuiltinWorld>): void {
+  worlds.set(name, load);
+}
+
+export function worldNames(): string[] {
+  return [...worlds.keys()];
+}
+
+export async function loadWorld(name: string): Promise<BuiltinWorld | undefined> {
+  const load = worlds.get(name);
+  return load ? load() : undefined;
+}
