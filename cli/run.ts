@@ -3,6 +3,7 @@ import { validateRunId } from '../core/store/keys';
 import { createWorkers, connectWorker, runWorkers } from '../workers/create';
 import { SrlmRunId, SrlmStage } from '../workflows/search-attributes';
 import type { RunInput, RunProgress, RunResult } from '../workflows/types';
+import { describeHeartbeat, pendingActivities } from './runs';
 import { connectClient, defaultRunId, log, printJson, resolveRunConfig, resolveTarget, type ConfigOptions } from './common';
 
 export interface RunOptions extends ConfigOptions {
@@ -25,7 +26,7 @@ export async function runCommand(opts: RunOptions): Promise<void> {
       if (opts.json) printJson({ runId, detached: true });
       return;
     }
-    const watch = watchProgress(handle);
+    const watch = watchProgress(client, handle, runId);
     let result: RunResult;
     try {
       const running = (await handle.describe()).status.name === 'RUNNING';
@@ -87,17 +88,32 @@ async function startOrAttach(client: Client, runId: string, taskQueue: string, i
   }
 }
 
-function watchProgress(handle: WorkflowHandle): { stop: () => Promise<void> } {
+function watchProgress(client: Client, handle: WorkflowHandle, runId: string): { stop: () => Promise<void> } {
   let last = '';
+  let lastAt = 0;
+  let failedShown = '';
   let stopped = false;
   let inFlight: Promise<void> = Promise.resolve();
   const tick = async () => {
     try {
       const p = await handle.query<RunProgress>('progress');
-      const current = p.steps.at(-1);
-      const line = `stage ${p.stage}${current ? `, step ${current.step} (${current.status})` : ''}`;
-      if (line !== last && !stopped) log(`  ${line}`);
-      last = line;
+      const now = await pendingActivities(handle);
+      if (p.stage === 'iteration') now.push(...(await pendingActivities(client.workflow.getHandle(`${runId}/iteration-${p.iteration}`)).catch(() => [])));
+      const current = now[0];
+      const where = `${p.iteration ? `iteration ${p.iteration}/${p.iterations}, ` : ''}${p.stage}`;
+      const line = current ? `${where}: ${current.activity}${current.attempt > 1 ? ` (attempt ${current.attempt})` : ''}  ${describeHeartbeat(current.heartbeat)}` : where;
+      const head = line.split('  ')[0];
+      // A new step prints at once; progress within a step at most every 5 seconds.
+      if (!stopped && line !== last && (head !== last.split('  ')[0] || Date.now() - lastAt > 5000)) {
+        log(`  ${line}`);
+        last = line;
+        lastAt = Date.now();
+      }
+      if (p.failed && failedShown !== p.failed.failedAt && !stopped) {
+        failedShown = p.failed.failedAt;
+        log(`  iteration ${p.failed.iteration} FAILED in ${p.failed.step}: ${p.failed.message}`);
+        log(`  the run waits; retry it with: srlm retry ${runId} --iteration ${p.failed.iteration} [--set dpo.lr=...]`);
+      }
     } catch {
       /* no worker has picked the workflow up yet */
     }

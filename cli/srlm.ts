@@ -45,7 +45,25 @@ function program(): Command {
 
   withConfigOptions(
     srlm.command('status').argument('<runId>', 'the run ID').description('stage, steps and status of a run').option('--json', 'print JSON on stdout'),
-  ).action(async (runId, opts) => (await import('./status.js')).statusCommand(runId, opts));
+  ).action(async (runId, opts) => (await import('./runs.js')).statusCommand(runId, opts));
+
+  withConfigOptions(
+    srlm
+      .command('retry')
+      .argument('<runId>', 'the run ID')
+      .description('retry a failed iteration, reusing its finished steps; --set changes that iteration\'s settings (e.g. --set dpo.lr=2e-5)')
+      .option('--iteration <n>', 'the failed iteration (checked against the run)')
+      .option('--json', 'print JSON on stdout'),
+  ).action(async (runId, opts) => (await import('./runs.js')).retryCommand(runId, opts));
+
+  withConfigOptions(
+    srlm
+      .command('report')
+      .argument('<runId>', 'the run ID')
+      .description('the results of a finished run: head-to-head, judge metrics, pairs per iteration, training')
+      .option('--out <dir>', 'also write report.json and report.md there')
+      .option('--json', 'print the report as JSON on stdout'),
+  ).action(async (runId, opts) => (await import('./runs.js')).reportCommand(runId, opts));
 
   const config = srlm.command('config').description('inspect and validate run configs');
   withConfigOptions(config.command('show').description('print the resolved config (defaults filled in) as JSON')).action(async (opts) => {

@@ -62,9 +62,10 @@ export async function connectWorker(target: TemporalTarget): Promise<NativeConne
  */
 export async function createWorkers(connection: NativeConnection, options: WorkerSetOptions): Promise<Worker[]> {
   const activities = { ...createRunConfigActivities(options.activityDeps), ...createPipelineActivities(options.activityDeps) };
-  const bundle = options.workflowBundle ?? (await bundleWorkflows());
   const workers: Worker[] = [];
   if (options.queues.includes('orchestration')) {
+    // Only the orchestration queue runs workflows; a model-only worker needs no bundle.
+    const bundle = options.workflowBundle ?? (await bundleWorkflows());
     workers.push(
       await Worker.create({
         connection,

@@ -7,6 +7,7 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
+import { initBackend } from '../../core/compute/backend';
 import { parseConfig, type RunConfig } from '../../core/config';
 import { ModelConfig } from '../../core/model/config';
 import { DecoderModel } from '../../core/model/decoder';
@@ -26,6 +27,7 @@ function task(rng: Rng): { instruction: string; items: string[] } {
 }
 
 export async function writePipelineFixture(dir: string, seed = 0): Promise<{ configFor: (store: string, queues: { model: string; orchestration: string }, over?: Partial<RunConfig>) => RunConfig }> {
+  await initBackend(undefined, () => undefined);
   mkdirSync(dir, { recursive: true });
   const rng = new Rng(seed);
   const lines = (rows: unknown[]) => rows.map((r) => JSON.stringify(r)).join('\n') + '\n';
