@@ -125,14 +125,24 @@ export const IterationSettings = z
   .prefault({});
 export type IterationSettings = z.infer<typeof IterationSettings>;
 
+/**
+ * The same fields, all optional and without defaults: an override names only what it changes
+ * (zod's .partial() would still fill every default in, silently resetting the shared settings).
+ */
+function changesOf<S extends z.ZodRawShape>(settings: z.ZodPrefault<z.ZodObject<S>>) {
+  const shape = settings.unwrap().shape;
+  const fields = Object.fromEntries(Object.entries(shape).map(([k, v]) => [k, ((v instanceof z.ZodDefault ? v.unwrap() : v) as z.ZodType).optional()]));
+  return z.strictObject(fields as { [K in keyof S]: z.ZodOptional<z.ZodType<z.output<S[K]>>> });
+}
+
 /** A change to the settings of one iteration (1 = the iteration that trains M2 from M1). */
 export const IterationOverride = z.strictObject({
   iteration: positiveInt,
-  prompts: PromptSettings.unwrap().partial().optional(),
-  candidates: CandidateSettings.unwrap().partial().optional(),
-  judge: JudgeSettings.unwrap().partial().optional(),
-  pairs: PairSettings.unwrap().partial().optional(),
-  dpo: DpoSettings.unwrap().partial().optional(),
+  prompts: changesOf(PromptSettings).optional(),
+  candidates: changesOf(CandidateSettings).optional(),
+  judge: changesOf(JudgeSettings).optional(),
+  pairs: changesOf(PairSettings).optional(),
+  dpo: changesOf(DpoSettings).optional(),
 });
 export type IterationOverride = z.infer<typeof IterationOverride>;
 

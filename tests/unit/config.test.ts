@@ -47,7 +47,8 @@ describe('run config', () => {
     assert.equal(c.iterations.count, 3);
     assert.equal(settingsForIteration(c, 1).dpo.lr, 2e-6);
     assert.equal(settingsForIteration(c, 2).dpo.lr, 5e-7);
-    assert.equal(settingsForIteration(c, 2).dpo.beta, 0.1, 'fields not overridden keep their value');
+    assert.equal(settingsForIteration(c, 2).dpo.beta, 0.2, 'fields not overridden keep their shared value, not the default');
+    assert.deepEqual(c.iterations.overrides, [{ iteration: 2, dpo: { lr: 5e-7 } }], 'an override holds only what it changes');
     assert.equal(settingsForIteration(c, 3).dpo.lr, 2e-6);
   });
 
