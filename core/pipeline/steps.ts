@@ -282,8 +282,8 @@ export async function promptsStep(
 ): Promise<{ prompts: ArtifactRef; count: number; stats: Awaited<ReturnType<typeof generatePrompts>>['stats'] } & StepResult> {
   const s = settingsForIteration(input.config, input.iteration).prompts;
   const template = await templateText(s.template, 'selfInstruct', input.config);
-  const generator = s.generator === 'self' ? input.model : undefined;
-  if (!generator) throw new InvalidInputError(`prompts.generator ${JSON.stringify(s.generator)}: only "self" is supported yet`);
+  // The model being trained, or a fixed instruction-tuned model (the paper used Llama 2-Chat 70B), copied into the run once.
+  const generator = s.generator === 'self' ? input.model : await fixedModel(ctx, input.runId, s.generator, 'prompts.generator');
   const key = stepKey(input.runId, `iteration-${input.iteration}/prompts`, { model: refId(generator), ift: refId(input.ift), earlier: input.earlier.map(refId), evalPrompts: refId(input.evalPrompts), s, template: template ?? null, seed: input.config.seed });
   return once(ctx, key, async () => {
     const ift = (await getJsonl(ctx.store, input.ift, IftRow)).map((r) => r.instruction);
@@ -361,14 +361,29 @@ export async function responsesStep(ctx: StepContext, input: { runId: string; co
   });
 }
 
-async function openJudge(ctx: StepContext, config: RunConfig, spec: string, self: ArtifactRef): Promise<{ judge: PointwiseJudge; dispose: () => void }> {
+/** A model directory named in the config (a judge or prompt generator), stored with the run once. */
+async function fixedModel(ctx: StepContext, runId: string, dir: string, field: string): Promise<ArtifactRef> {
+  const local = dir.replace(/^file:\/\//, '');
+  if (!existsSync(path.join(local, 'config.json'))) throw new InvalidInputError(`${field}: ${dir} is not a local model directory`);
+  // Keyed by path, size and modification time of its files: a changed model is copied again.
+  const files = (await fs.readdir(local)).sort();
+  const stamp = await Promise.all(files.map(async (f) => {
+    const st = await fs.stat(path.join(local, f));
+    return [f, st.size, st.mtimeMs];
+  }));
+  const key = `runs/${validateRunId(runId)}/fixed-models/${hashOf({ dir: path.resolve(local), stamp })}`;
+  const existing = await ctx.store.head(`${key}/model.json`);
+  return existing ?? putModel(ctx.store, key, local);
+}
+
+async function openJudge(ctx: StepContext, runId: string, config: RunConfig, spec: string, self: ArtifactRef): Promise<{ judge: PointwiseJudge; dispose: () => void }> {
   if (spec === 'oracle') {
     if (!config.model.base.startsWith('builtin:')) throw new InvalidInputError('evaluation.judge "oracle" needs a built-in world (model.base builtin:<name>)');
     return { judge: (await worldOf(config.model.base)).oracle(), dispose: () => undefined };
   }
   const s = config.iterations.settings.judge;
   const template = await templateText(s.template, 'judge', config);
-  const tm = loadTextModel(await fetchModel(ctx.store, spec === 'self' ? self : await putModel(ctx.store, `runs/judges/${hashOf(spec)}`, spec)));
+  const tm = loadTextModel(await fetchModel(ctx.store, spec === 'self' ? self : await fixedModel(ctx, runId, spec, 'evaluation.judge')));
   return { judge: modelJudge(tm, spec, { ...s, ...(template ? { template } : {}) }, config.seed), dispose: () => tm.model.dispose() };
 }
 
@@ -388,7 +403,7 @@ export async function headToHeadStep(
   return once(ctx, key, async () => {
     const prompts = await getJsonl(ctx.store, input.evalPrompts, PromptRow);
     const [ra, rb] = await Promise.all([getJson<string[]>(ctx.store, input.a.responses), getJson<string[]>(ctx.store, input.b.responses)]);
-    const { judge, dispose } = await openJudge(ctx, input.config, input.judge, input.a.model);
+    const { judge, dispose } = await openJudge(ctx, input.runId, input.config, input.judge, input.a.model);
     try {
       const result = await headToHead(prompts, { name: input.a.name, responses: ra }, { name: input.b.name, responses: rb }, judge);
       return { summary: result.summary, rows: await putJsonl(ctx.store, `${key}/head-to-head.jsonl`, result.rows, HeadToHeadRow) };
