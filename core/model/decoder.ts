@@ -31,6 +31,34 @@ export interface ForwardOptions {
   dropout?: number;
   /** Seed for dropout masks (training). */
   seed?: number;
+  /**
+   * Additive attention bias [B, 1, T, S] (0 or masked) replacing the one made from `keyMask`;
+   * null: no key is padding (no bias for one position, causal only for several).
+   */
+  attentionBias?: tf.Tensor4D | null;
+  /** Weights folded for inference (`inferenceWeights()`); Llama, no dropout, no gradients. */
+  inference?: InferenceWeights;
+  /** Logits of the last position only ([B, 1, V]). */
+  lastOnly?: boolean;
+}
+
+/**
+ * Llama weights refolded for generation: norm weights folded into the next projection and the
+ * attention scale into the query columns; RoPE as one small matmul giving each head [u, rotate(u)]
+ * and one multiply-add with [cos, sin] (v heads get [1, 0]). Valid while the parameters do not
+ * change; dispose when done.
+ */
+export interface InferenceWeights {
+  layers: { qkv: tf.Tensor2D; out: tf.Tensor2D; gate: tf.Tensor2D; up: tf.Tensor2D; down: tf.Tensor2D }[];
+  /** [C, V], final norm weight folded in. */
+  head: tf.Tensor2D;
+  /** [D, 2D] = [I | R] with u·R = rotate_half(u). */
+  rotate: tf.Tensor2D;
+  /** [C, 1] of 1/C: a row mean as a matmul (no cast, no axis upload). */
+  mean: tf.Tensor2D;
+  /** [P, H + 2K, 2, D]: per position and head, the factors of u and rotate(u). */
+  rotary: tf.Tensor4D;
+  dispose(): void;
 }
 
 export interface ForwardResult {
@@ -42,8 +70,8 @@ export interface ForwardResult {
 
 export class DecoderModel {
   readonly params: Map<string, tf.Variable>;
-  /** RoPE inverse frequencies (Llama), made once rather than uploaded on every call. */
-  private readonly invFreq: tf.Tensor1D | undefined;
+  /** RoPE cos and sin per position [P, 1, D] (Llama), made once rather than on every call. */
+  private readonly rope: { cos: tf.Tensor3D; sin: tf.Tensor3D } | undefined;
 
   constructor(
     readonly config: ModelConfig,
@@ -61,8 +89,14 @@ export class DecoderModel {
       initial.dispose();
     }
     const D = config.headDim;
-    this.invFreq = config.family === 'llama'
-      ? tf.tensor1d(Array.from({ length: D / 2 }, (_, i) => 1 / config.ropeTheta ** ((2 * i) / D)), 'float32')
+    this.rope = config.family === 'llama'
+      ? tf.tidy(() => {
+          // Angles in float32, as transformers computes them.
+          const invFreq = tf.tensor1d(Array.from({ length: D / 2 }, (_, i) => 1 / config.ropeTheta ** ((2 * i) / D)), 'float32');
+          const angles = tf.mul(tf.reshape(tf.range(0, config.maxPositions, 1, 'float32'), [-1, 1]), tf.reshape(invFreq, [1, D / 2]));
+          const full = tf.reshape(tf.concat([angles, angles], -1), [config.maxPositions, 1, D]);
+          return { cos: tf.keep(tf.cos(full)) as tf.Tensor3D, sin: tf.keep(tf.sin(full)) as tf.Tensor3D };
+        })
       : undefined;
   }
 
@@ -105,7 +139,7 @@ export class DecoderModel {
   dispose(): void {
     for (const v of this.params.values()) v.dispose();
     this.params.clear();
-    this.invFreq?.dispose();
+    if (this.rope) tf.dispose([this.rope.cos, this.rope.sin]);
   }
 
   /**
@@ -113,6 +147,7 @@ export class DecoderModel {
    * every key position (past + these T); `positions` [B, T] are the tokens' position indices.
    */
   forward(ids: tf.Tensor2D, positions: tf.Tensor2D, keyMask: tf.Tensor2D, options: ForwardOptions = {}): ForwardResult {
+    if (options.inference) return this.forwardInference(ids, positions, keyMask, options.inference, options);
     const c = this.config;
     const [B, T] = ids.shape;
     const past = options.past;
@@ -129,8 +164,8 @@ export class DecoderModel {
       let x = this.lookup('embed', ids, training); // [B, T, C]
       if (c.family === 'gpt2') x = tf.add(x, this.lookup('pos', positions, training));
       x = drop(x);
-      const bias = attentionBias(keyMask, pastLen, T); // [B, 1, T, S]
-      const rope = this.invFreq ? rotaryTables(positions, this.invFreq) : undefined;
+      const bias = this.bias(keyMask, pastLen, T, options.attentionBias);
+      const rope = this.rope ? { cos: tf.gather(this.rope.cos, positions) as tf.Tensor as tf.Tensor4D, sin: tf.gather(this.rope.sin, positions) as tf.Tensor as tf.Tensor4D } : undefined; // [B, T, 1, D]
       let h = tf.reshape(x, [B * T, c.hiddenSize]) as tf.Tensor2D;
       for (let i = 0; i < c.numLayers; i++) {
         const l = `layers.${i}`;
@@ -139,10 +174,117 @@ export class DecoderModel {
         h = tf.add(h, drop(out));
         h = tf.add(h, drop(this.mlp(this.norm(h, `${l}.norm2`), l)));
       }
+      const Tout = options.lastOnly ? 1 : T;
+      if (options.lastOnly && T > 1) h = lastRows(h, B, T);
       const final = this.norm(h, 'norm');
       const out = c.tieEmbeddings ? tf.matMul(final, this.p('embed'), false, true) : tf.matMul(final, this.p('lmHead'));
-      return tf.reshape(out, [B, T, c.vocabSize]) as tf.Tensor3D;
+      return tf.reshape(out, [B, Tout, c.vocabSize]) as tf.Tensor3D;
     });
+    return { logits, present };
+  }
+
+  /** The additive attention bias for this call, or undefined when nothing is masked. */
+  private bias(keyMask: tf.Tensor2D, pastLen: number, T: number, given: tf.Tensor4D | null | undefined): tf.Tensor4D | undefined {
+    if (given) return given;
+    if (given === null) return T === 1 ? undefined : causalBias(pastLen, T);
+    return attentionBias(keyMask, pastLen, T);
+  }
+
+  /** Weights folded for generation (see InferenceWeights); Llama only, else undefined. */
+  inferenceWeights(): InferenceWeights | undefined {
+    const c = this.config;
+    if (c.family !== 'llama' || !this.rope) return undefined;
+    const { numHeads: H, numKvHeads: K, headDim: D, hiddenSize: C } = c;
+    const rope = this.rope;
+    let folded: InferenceWeights | undefined;
+    tf.tidy(() => {
+      // [I | R] with u·R = rotate_half(u) = [−u₂, u₁].
+      const ri = new Float32Array(D * 2 * D);
+      for (let i = 0; i < D; i++) ri[i * 2 * D + i] = 1;
+      for (let i = 0; i < D / 2; i++) {
+        ri[(i + D / 2) * 2 * D + D + i] = -1;
+        ri[i * 2 * D + D + D / 2 + i] = 1;
+      }
+      const rotate = tf.tensor2d(ri, [D, 2 * D]);
+      const colScale = tf.tensor2d([...new Array<number>(H * D).fill(1 / Math.sqrt(D)), ...new Array<number>(2 * K * D).fill(1)], [1, (H + 2 * K) * D]);
+      const rowScale = (name: string) => tf.reshape(this.p(name), [C, 1]);
+      const layers = Array.from({ length: c.numLayers }, (_, i) => {
+        const l = `layers.${i}`;
+        const qkv = tf.mul(tf.mul(this.p(`${l}.attn.qkv.weight`), rowScale(`${l}.norm1.weight`)), colScale);
+        return {
+          qkv: tf.keep(qkv) as tf.Tensor2D,
+          out: tf.keep(tf.clone(this.p(`${l}.attn.out.weight`))) as tf.Tensor2D,
+          ...(() => {
+            const [gate, up] = tf.split(tf.mul(this.p(`${l}.mlp.gateUp.weight`), rowScale(`${l}.norm2.weight`)), 2, 1) as [tf.Tensor2D, tf.Tensor2D];
+            return { gate: tf.keep(gate), up: tf.keep(up) };
+          })(),
+          down: tf.keep(tf.clone(this.p(`${l}.mlp.down.weight`))) as tf.Tensor2D,
+        };
+      });
+      const table = c.tieEmbeddings ? tf.transpose(this.p('embed')) : this.p('lmHead');
+      const head = tf.keep(tf.mul(table, rowScale('norm.weight'))) as tf.Tensor2D;
+      // q and k heads: [cos, sin]; v heads: [1, 0].
+      const P = c.maxPositions;
+      const cs = tf.reshape(tf.concat([rope.cos, rope.sin], 1), [P, 1, 2, D]);
+      const identity = tf.reshape(tf.concat([tf.ones([1, 1, D]), tf.zeros([1, 1, D])], 1), [1, 1, 2, D]);
+      const rotary = tf.keep(tf.concat([tf.tile(cs, [1, H + K, 1, 1]), tf.tile(identity, [P, K, 1, 1])], 1)) as tf.Tensor4D;
+      tf.keep(rotate);
+      const mean = tf.keep(tf.fill([C, 1], 1 / C)) as tf.Tensor2D;
+      const all = [...layers.flatMap((x) => [x.qkv, x.out, x.gate, x.up, x.down]), head, rotary, rotate, mean];
+      folded = { layers, head, rotate, mean, rotary, dispose: () => tf.dispose(all) };
+    });
+    return folded;
+  }
+
+  /** forward() with InferenceWeights: the same logits from fewer ops. */
+  private forwardInference(ids: tf.Tensor2D, positions: tf.Tensor2D, keyMask: tf.Tensor2D, w: InferenceWeights, options: ForwardOptions): ForwardResult {
+    const c = this.config;
+    const { numHeads: H, numKvHeads: K, headDim: D, hiddenSize: C, vocabSize: V } = c;
+    const [B, T] = ids.shape;
+    const past = options.past;
+    const pastLen = past?.[0]?.k.shape[2] ?? 0;
+    const S = pastLen + T;
+    const N = H + 2 * K;
+    const rep = H / K;
+    const present: LayerCache[] = [];
+    const keepCache = options.cache === true || past !== undefined;
+    const eps = tf.scalar(c.normEps);
+    const logits = tf.tidy(() => {
+      let h = tf.reshape(tf.gather(this.p('embed'), ids), [B * T, C]) as tf.Tensor2D;
+      const bias = this.bias(keyMask, pastLen, T, options.attentionBias);
+      // [B, T, N, 2, D]; one position: [B, N, 1, 2, D], the same memory.
+      const gathered = tf.gather(w.rotary, positions);
+      const rot = T === 1 ? tf.reshape(gathered, [B, N, 1, 2, D]) : gathered;
+      const rms = (x: tf.Tensor2D) => tf.mul(x, tf.rsqrt(tf.add(tf.matMul(tf.square(x), w.mean), eps))) as tf.Tensor2D;
+      for (let i = 0; i < c.numLayers; i++) {
+        const L = w.layers[i]!;
+        const y = tf.matMul(tf.reshape(tf.matMul(rms(h), L.qkv), [B * T * N, D]), w.rotate); // [u, rotate(u)] per head
+        const rotated = tf.sum(tf.mul(tf.reshape(y, T === 1 ? [B, N, 1, 2, D] : [B, T, N, 2, D]), rot), 3);
+        const heads = T === 1 ? rotated : tf.transpose(rotated, [0, 2, 1, 3]); // [B, N, T, D]
+        let [q, k, v] = tf.split(heads, [H, K, K], 1) as [tf.Tensor4D, tf.Tensor4D, tf.Tensor4D];
+        if (past) {
+          k = tf.concat([past[i]!.k, k], 2);
+          v = tf.concat([past[i]!.v, v], 2);
+        }
+        if (keepCache) present.push({ k: tf.keep(k), v: tf.keep(v) });
+        // Grouped queries share their kv head: [B, K, rep·T, D] against [B, K, S, D], no copies.
+        if (rep > 1) q = tf.reshape(q, [B, K, rep * T, D]);
+        let scores: tf.Tensor = tf.matMul(q, k, false, true);
+        if (bias) scores = rep > 1 ? tf.add(tf.reshape(scores, [B, K, rep, T, S]), tf.reshape(bias, [B, 1, 1, T, S])) : tf.add(scores, bias);
+        let probs: tf.Tensor = tf.softmax(scores, -1);
+        if (rep > 1) probs = tf.reshape(probs, [B, K, rep * T, S]);
+        const ctx = tf.matMul(probs as tf.Tensor4D, v); // [B, K, rep·T, D] = [B, H, T, D]
+        const merged = T === 1 ? tf.reshape(ctx, [B, H * D]) : tf.reshape(tf.transpose(tf.reshape(ctx, [B, H, T, D]), [0, 2, 1, 3]), [B * T, H * D]);
+        h = tf.add(h, tf.matMul(merged, L.out));
+        const xn = rms(h);
+        const gate = tf.matMul(xn, L.gate);
+        h = tf.add(h, tf.matMul(tf.mul(tf.mul(gate, tf.sigmoid(gate)), tf.matMul(xn, L.up)), L.down));
+      }
+      const Tout = options.lastOnly ? 1 : T;
+      if (options.lastOnly && T > 1) h = lastRows(h, B, T);
+      return tf.reshape(tf.matMul(rms(h), w.head), [B, Tout, V]) as tf.Tensor3D;
+    });
+    eps.dispose();
     return { logits, present };
   }
 
@@ -188,7 +330,7 @@ export class DecoderModel {
   }
 
   private attention(
-    x: tf.Tensor2D, B: number, T: number, S: number, bias: tf.Tensor4D,
+    x: tf.Tensor2D, B: number, T: number, S: number, bias: tf.Tensor4D | undefined,
     rope: { cos: tf.Tensor4D; sin: tf.Tensor4D } | undefined, past: LayerCache | undefined, l: string,
   ): { out: tf.Tensor2D; k: tf.Tensor4D; v: tf.Tensor4D } {
     const { numHeads: H, numKvHeads: K, headDim: D } = this.config;
@@ -209,7 +351,8 @@ export class DecoderModel {
     const qh = heads(q, H); // [B, H, T, D]
     const kFull = repeatKv(kh, H / K, B, K, S, D);
     const vFull = repeatKv(vh, H / K, B, K, S, D);
-    const scores = tf.add(tf.mul(tf.matMul(qh, kFull, false, true), 1 / Math.sqrt(D)), bias);
+    const scaled = tf.mul(tf.matMul(qh, kFull, false, true), 1 / Math.sqrt(D));
+    const scores = bias ? tf.add(scaled, bias) : scaled;
     const probs = tf.softmax(scores, -1);
     const ctx = tf.matMul(probs, vFull); // [B, H, T, D]
     const merged = tf.reshape(T === 1 ? ctx : tf.transpose(ctx, [0, 2, 1, 3]), [B * T, H * D]) as tf.Tensor2D;
@@ -223,25 +366,36 @@ function geluTanh(x: tf.Tensor2D): tf.Tensor2D {
   return tf.mul(tf.mul(0.5, x), tf.add(1, tf.tanh(inner)));
 }
 
+/** The last of T rows per sequence: [B·T, C] → [B, C]. */
+function lastRows(h: tf.Tensor2D, B: number, T: number): tf.Tensor2D {
+  const C = h.shape[1];
+  return tf.reshape(tf.slice(tf.reshape(h, [B, T, C]), [0, T - 1, 0], [B, 1, C]), [B, C]) as tf.Tensor2D;
+}
+
+/** Causal masking only (no padding): [1, 1, T, S]. */
+function causalBias(pastLen: number, T: number): tf.Tensor4D {
+  const S = pastLen + T;
+  const q = tf.reshape(tf.range(pastLen, pastLen + T, 1, 'int32'), [T, 1]);
+  const k = tf.reshape(tf.range(0, S, 1, 'int32'), [1, S]);
+  return tf.reshape(tf.mul(tf.sub(1, tf.cast(tf.lessEqual(k, q), 'float32')), MASKED), [1, 1, T, S]) as tf.Tensor4D;
+}
+
+/** [B, 1, 1, S]: MASKED where keyMask is 0 — what one new position sees. */
+export function paddingBias(keyMask: tf.Tensor2D): tf.Tensor4D {
+  const [B, S] = keyMask.shape;
+  return tf.tidy(() => tf.reshape(tf.mul(tf.sub(1, tf.cast(keyMask, 'float32')), MASKED), [B, 1, 1, S]) as tf.Tensor4D);
+}
+
 /** Query t (absolute key index pastLen + t) may see key s when s ≤ pastLen + t and s is not padding. */
 function attentionBias(keyMask: tf.Tensor2D, pastLen: number, T: number): tf.Tensor4D {
   const [B, S] = keyMask.shape;
   // One new token (a decode step) sees every earlier key: only padding is masked.
-  if (T === 1) return tf.reshape(tf.mul(tf.sub(1, tf.cast(keyMask, 'float32')), MASKED), [B, 1, 1, S]) as tf.Tensor4D;
+  if (T === 1) return paddingBias(keyMask);
   const q = tf.reshape(tf.range(pastLen, pastLen + T, 1, 'int32'), [T, 1]);
   const k = tf.reshape(tf.range(0, S, 1, 'int32'), [1, S]);
   const causal = tf.cast(tf.lessEqual(k, q), 'float32'); // [T, S]
   const allowed = tf.mul(tf.reshape(causal, [1, 1, T, S]), tf.reshape(tf.cast(keyMask, 'float32'), [B, 1, 1, S]));
   return tf.mul(tf.sub(1, allowed), MASKED) as tf.Tensor4D;
-}
-
-/** cos and sin tables [B, T, 1, D] for RoPE, in transformers' half-split layout. */
-function rotaryTables(positions: tf.Tensor2D, invFreq: tf.Tensor1D): { cos: tf.Tensor4D; sin: tf.Tensor4D } {
-  const [B, T] = positions.shape;
-  const D = invFreq.shape[0] * 2;
-  const angles = tf.mul(tf.reshape(tf.cast(positions, 'float32'), [B, T, 1]), tf.reshape(invFreq, [1, 1, D / 2]));
-  const full = tf.concat([angles, angles], -1); // [B, T, D]
-  return { cos: tf.reshape(tf.cos(full), [B, T, 1, D]), sin: tf.reshape(tf.sin(full), [B, T, 1, D]) };
 }
 
 function applyRotary(x: tf.Tensor4D, { cos, sin }: { cos: tf.Tensor4D; sin: tf.Tensor4D }): tf.Tensor4D {
