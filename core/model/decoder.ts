@@ -70,6 +70,8 @@ export interface ForwardResult {
 
 export class DecoderModel {
   readonly params: Map<string, tf.Variable>;
+  /** [C, 1] of 1/C: RMSNorm's row mean as a matmul, whose gradient needs no host-made ones (tf.mean's does). */
+  private readonly meanColumn: tf.Tensor2D;
   /** RoPE cos and sin per position [P, 1, D] (Llama), made once rather than on every call. */
   private readonly rope: { cos: tf.Tensor3D; sin: tf.Tensor3D } | undefined;
 
@@ -89,6 +91,7 @@ export class DecoderModel {
       initial.dispose();
     }
     const D = config.headDim;
+    this.meanColumn = tf.fill([config.hiddenSize, 1], 1 / config.hiddenSize);
     this.rope = config.family === 'llama'
       ? tf.tidy(() => {
           // Angles in float32, as transformers computes them.
@@ -140,6 +143,7 @@ export class DecoderModel {
     for (const v of this.params.values()) v.dispose();
     this.params.clear();
     if (this.rope) tf.dispose([this.rope.cos, this.rope.sin]);
+    this.meanColumn.dispose();
   }
 
   /**
@@ -310,7 +314,7 @@ export class DecoderModel {
     const eps = this.config.normEps;
     if (this.config.family === 'llama') {
       // RMSNorm: scale by the root mean square, no centring, no bias.
-      const ms = tf.mean(tf.square(x), -1, true);
+      const ms = tf.matMul(tf.square(x), this.meanColumn);
       return tf.mul(tf.mul(x, tf.rsqrt(tf.add(ms, eps))), this.p(`${name}.weight`));
     }
     const { mean, variance } = tf.moments(x, -1, true);
@@ -321,10 +325,11 @@ export class DecoderModel {
   private mlp(x: tf.Tensor2D, l: string): tf.Tensor2D {
     const F = this.config.intermediateSize;
     if (this.config.family === 'llama') {
-      const gateUp = this.linear(x, `${l}.mlp.gateUp`);
-      const [gate, up] = tf.split(gateUp, [F, F], 1) as [tf.Tensor2D, tf.Tensor2D];
+      // Two matmuls on the split weight rather than one split of the [B·T, 2F] activations.
+      const [wGate, wUp] = tf.split(this.p(`${l}.mlp.gateUp.weight`), [F, F], 1) as [tf.Tensor2D, tf.Tensor2D];
+      const gate = tf.matMul(x, wGate);
       const silu = tf.mul(gate, tf.sigmoid(gate)) as tf.Tensor2D;
-      return this.linear(tf.mul(silu, up) as tf.Tensor2D, `${l}.mlp.down`);
+      return this.linear(tf.mul(silu, tf.matMul(x, wUp)) as tf.Tensor2D, `${l}.mlp.down`);
     }
     return this.linear(geluTanh(this.linear(x, `${l}.mlp.up`)), `${l}.mlp.down`);
   }
@@ -334,26 +339,37 @@ export class DecoderModel {
     rope: { cos: tf.Tensor4D; sin: tf.Tensor4D } | undefined, past: LayerCache | undefined, l: string,
   ): { out: tf.Tensor2D; k: tf.Tensor4D; v: tf.Tensor4D } {
     const { numHeads: H, numKvHeads: K, headDim: D } = this.config;
-    const qkv = this.linear(x, `${l}.attn.qkv`);
-    // q and k are adjacent columns: rotate them together, as H + K heads, in one pass.
-    const [qk2, v2] = tf.split(qkv, [(H + K) * D, K * D], 1);
-    let qk = tf.reshape(qk2!, [B, T, H + K, D]) as tf.Tensor4D;
-    if (rope) qk = applyRotary(qk, rope);
-    const [q, k] = tf.split(qk, [H, K], 2) as [tf.Tensor4D, tf.Tensor4D];
-    // [B, T, n, D] → [B, n, T, D]; with one position (a decode step) that is only a reshape.
-    const heads = (x: tf.Tensor, n: number) => (T === 1 ? tf.reshape(x, [B, n, 1, D]) : tf.transpose(tf.reshape(x, [B, T, n, D]), [0, 2, 1, 3])) as tf.Tensor4D;
-    let kh = heads(k, K);
-    let vh = heads(v2!, K);
+    // q, k and v from the split weight (splitting weights is cheaper than splitting activations);
+    // the attention scale goes into q's weight and bias, not onto the [B, H, T, S] scores.
+    const scale = 1 / Math.sqrt(D);
+    const [wq, wk, wv] = tf.split(this.p(`${l}.attn.qkv.weight`), [H * D, K * D, K * D], 1) as tf.Tensor2D[];
+    let q = tf.matMul(x, tf.mul(wq!, scale)) as tf.Tensor2D;
+    let k = tf.matMul(x, wk!) as tf.Tensor2D;
+    let v = tf.matMul(x, wv!) as tf.Tensor2D;
+    const b = this.params.get(`${l}.attn.qkv.bias`);
+    if (b) {
+      const [bq, bk, bv] = tf.split(b, [H * D, K * D, K * D]);
+      q = tf.add(q, tf.mul(bq!, scale));
+      k = tf.add(k, bk!);
+      v = tf.add(v, bv!);
+    }
+    // [B·T, n·D] → [B, n, T, D], rotated first where RoPE applies; one position needs only a reshape.
+    const heads = (y: tf.Tensor2D, n: number, rotate: boolean) => {
+      let r = tf.reshape(y, [B, T, n, D]) as tf.Tensor4D;
+      if (rotate && rope) r = applyRotary(r, rope);
+      return (T === 1 ? tf.reshape(r, [B, n, 1, D]) : tf.transpose(r, [0, 2, 1, 3])) as tf.Tensor4D;
+    };
+    let kh = heads(k, K, true);
+    let vh = heads(v, K, false);
     if (past) {
       kh = tf.concat([past.k, kh], 2);
       vh = tf.concat([past.v, vh], 2);
     }
-    const qh = heads(q, H); // [B, H, T, D]
+    const qh = heads(q, H, true); // [B, H, T, D]
     const kFull = repeatKv(kh, H / K, B, K, S, D);
     const vFull = repeatKv(vh, H / K, B, K, S, D);
-    const scaled = tf.mul(tf.matMul(qh, kFull, false, true), 1 / Math.sqrt(D));
-    const scores = bias ? tf.add(scaled, bias) : scaled;
-    const probs = tf.softmax(scores, -1);
+    const raw = tf.matMul(qh, kFull, false, true);
+    const probs = tf.softmax(bias ? tf.add(raw, bias) : raw, -1);
     const ctx = tf.matMul(probs, vFull); // [B, H, T, D]
     const merged = tf.reshape(T === 1 ? ctx : tf.transpose(ctx, [0, 2, 1, 3]), [B * T, H * D]) as tf.Tensor2D;
     return { out: this.linear(merged, `${l}.attn.out`), k: kh, v: vh };
