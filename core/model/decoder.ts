@@ -4,8 +4,11 @@
  *    tied or untied embeddings;
  *  - GPT-2: learned positions, LayerNorm, tanh-GELU MLP, tied embeddings.
  *
- * Every projection is a 2D matmul on [B·T, C] with an [in, out] weight (see hf-weights.ts), q/k/v
- * in one matmul, gate/up in one: few, large ops, because per-op overhead dominates small models.
+ * Every projection is a 2D matmul on [B·T, C] with an [in, out] weight (see hf-weights.ts). For
+ * training, q/k/v and gate/up are matmuls on slices of the stored weight (slicing the weight is
+ * cheaper than slicing [B·T, ·] activations, forward and backward); for generation,
+ * `inferenceWeights()` refolds the weights so a step needs as few ops as possible, because per-op
+ * overhead dominates small models.
  * Positions come from the attention mask (cumsum − 1), so left-padded batches see the same
  * positions as unpadded sequences — what transformers' generate() does.
  */
@@ -94,11 +97,9 @@ export class DecoderModel {
     this.meanColumn = tf.fill([config.hiddenSize, 1], 1 / config.hiddenSize);
     this.rope = config.family === 'llama'
       ? tf.tidy(() => {
-          // Angles in float32, as transformers computes them.
-          const invFreq = tf.tensor1d(Array.from({ length: D / 2 }, (_, i) => 1 / config.ropeTheta ** ((2 * i) / D)), 'float32');
-          const angles = tf.mul(tf.reshape(tf.range(0, config.maxPositions, 1, 'float32'), [-1, 1]), tf.reshape(invFreq, [1, D / 2]));
-          const full = tf.reshape(tf.concat([angles, angles], -1), [config.maxPositions, 1, D]);
-          return { cos: tf.keep(tf.cos(full)) as tf.Tensor3D, sin: tf.keep(tf.sin(full)) as tf.Tensor3D };
+          const { cos, sin } = rotaryTables(tf.reshape(tf.range(0, config.maxPositions, 1, 'int32'), [1, -1]) as tf.Tensor2D, config);
+          const P = config.maxPositions;
+          return { cos: tf.keep(tf.reshape(cos, [P, 1, D])) as tf.Tensor3D, sin: tf.keep(tf.reshape(sin, [P, 1, D])) as tf.Tensor3D };
         })
       : undefined;
   }
@@ -151,12 +152,14 @@ export class DecoderModel {
    * every key position (past + these T); `positions` [B, T] are the tokens' position indices.
    */
   forward(ids: tf.Tensor2D, positions: tf.Tensor2D, keyMask: tf.Tensor2D, options: ForwardOptions = {}): ForwardResult {
-    if (options.inference) return this.forwardInference(ids, positions, keyMask, options.inference, options);
     const c = this.config;
     const [B, T] = ids.shape;
     const past = options.past;
     const pastLen = past?.[0]?.k.shape[2] ?? 0;
     const S = pastLen + T;
+    // The RoPE tables cover maxPositions; longer sequences take the path that computes them.
+    const tabled = S <= c.maxPositions;
+    if (options.inference && tabled) return this.forwardInference(ids, positions, keyMask, options.inference, options);
     const training = options.training === true;
     const rate = training ? (options.dropout ?? 0) : 0;
     let seed = options.seed ?? 0;
@@ -169,7 +172,7 @@ export class DecoderModel {
       if (c.family === 'gpt2') x = tf.add(x, this.lookup('pos', positions, training));
       x = drop(x);
       const bias = this.bias(keyMask, pastLen, T, options.attentionBias);
-      const rope = this.rope ? { cos: tf.gather(this.rope.cos, positions) as tf.Tensor as tf.Tensor4D, sin: tf.gather(this.rope.sin, positions) as tf.Tensor as tf.Tensor4D } : undefined; // [B, T, 1, D]
+      const rope = this.rope ? (tabled ? { cos: tf.gather(this.rope.cos, positions) as tf.Tensor as tf.Tensor4D, sin: tf.gather(this.rope.sin, positions) as tf.Tensor as tf.Tensor4D } : rotaryTables(positions, c)) : undefined; // [B, T, 1, D]
       let h = tf.reshape(x, [B * T, c.hiddenSize]) as tf.Tensor2D;
       for (let i = 0; i < c.numLayers; i++) {
         const l = `layers.${i}`;
@@ -412,6 +415,16 @@ function attentionBias(keyMask: tf.Tensor2D, pastLen: number, T: number): tf.Ten
   const causal = tf.cast(tf.lessEqual(k, q), 'float32'); // [T, S]
   const allowed = tf.mul(tf.reshape(causal, [1, 1, T, S]), tf.reshape(tf.cast(keyMask, 'float32'), [B, 1, 1, S]));
   return tf.mul(tf.sub(1, allowed), MASKED) as tf.Tensor4D;
+}
+
+/** cos and sin [B, T, 1, D] for RoPE at these positions, in transformers' half-split layout and float32 angles. */
+function rotaryTables(positions: tf.Tensor2D, c: ModelConfig): { cos: tf.Tensor4D; sin: tf.Tensor4D } {
+  const [B, T] = positions.shape;
+  const D = c.headDim;
+  const invFreq = tf.tensor1d(Array.from({ length: D / 2 }, (_, i) => 1 / c.ropeTheta ** ((2 * i) / D)), 'float32');
+  const angles = tf.mul(tf.reshape(tf.cast(positions, 'float32'), [B, T, 1]), tf.reshape(invFreq, [1, 1, D / 2]));
+  const full = tf.concat([angles, angles], -1); // [B, T, D]
+  return { cos: tf.reshape(tf.cos(full), [B, T, 1, D]), sin: tf.reshape(tf.sin(full), [B, T, 1, D]) };
 }
 
 function applyRotary(x: tf.Tensor4D, { cos, sin }: { cos: tf.Tensor4D; sin: tf.Tensor4D }): tf.Tensor4D {
