@@ -53,8 +53,11 @@ export async function startTemporalDevServer(options: TemporalDevServerOptions, 
       );
     }
   }
-  if (await portOpen(ip, options.port)) {
-    throw new Error(`port ${ip}:${options.port} is already in use; is another Temporal server running? (srlm infra status)`);
+  // After a restart the old server's sockets can outlive its pid for a moment: give the port a few seconds.
+  const portFreeBy = Date.now() + (options.previousPid !== undefined ? 15_000 : 0);
+  while (await portOpen(ip, options.port)) {
+    if (Date.now() >= portFreeBy) throw new Error(`port ${ip}:${options.port} is already in use; is another Temporal server running? (srlm infra status)`);
+    await new Promise((r) => setTimeout(r, 200));
   }
   const fresh = !existsSync(options.dbFile);
   const args = [

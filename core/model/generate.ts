@@ -4,13 +4,13 @@
  * it, so every step differs and a saved state resumes exactly), end-of-sequence and stop
  * sequences, and a cap on new tokens.
  *
- * Token choice happens on the host from one [B, V] logits row per step: exact, backend-independent
- * and reproducible, at the cost of one small transfer per step.
+ * Greedy choice is an argmax on the device (B ints come back per step); sampling happens on the
+ * host from the last position's [B, V] logits: exact, backend-independent and reproducible.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { InvalidInputError } from '../errors';
 import type { Rng } from '../random';
-import { positionsFromMask, type DecoderModel, type LayerCache } from './decoder';
+import { paddingBias, positionsFromMask, type DecoderModel, type LayerCache } from './decoder';
 
 export interface GenerateOptions {
   maxNewTokens: number;
@@ -111,59 +111,84 @@ export async function generate(model: DecoderModel, prompts: number[][], options
   const maskRows = prompts.map((p) => [...new Array<number>(L - p.length).fill(0), ...new Array<number>(p.length).fill(1)]);
   const out: number[][] = prompts.map(() => []);
   const reasons: (FinishReason | undefined)[] = prompts.map(() => undefined);
+  const padded = prompts.some((p) => p.length < L);
 
+  // Greedy: argmax on the device, B ints per step; sampling: the last position's [B, V] logits.
+  const readLast = async (logits: tf.Tensor3D): Promise<Float32Array | Int32Array> => {
+    if (!options.greedy) return (await logits.data()) as Float32Array;
+    const best = tf.argMax(logits, -1);
+    try {
+      return (await best.data()) as Int32Array;
+    } finally {
+      best.dispose();
+    }
+  };
+
+  const inference = model.inferenceWeights();
   let cache: LayerCache[] | undefined;
   let mask = tf.tensor2d(maskRows, [B, L], 'int32');
+  // Cached decoding: the padding bias of every key position, sliced per step (new tokens are real).
+  let keyBias: tf.Tensor4D | undefined;
   let nextPos = prompts.map((p) => p.length); // the next token's position per row
-  let last: Float32Array;
-  {
-    const ids = tf.tensor2d(rows, [B, L], 'int32');
-    const positions = positionsFromMask(mask);
-    const { logits, present } = model.forward(ids, positions, mask, { cache: useCache });
-    const lastLogits = tf.slice(logits, [0, L - 1, 0], [B, 1, vocabSize]);
-    last = (await lastLogits.data()) as Float32Array;
-    tf.dispose([ids, positions, logits, lastLogits]);
-    if (useCache) cache = present;
-  }
+  let last: Float32Array | Int32Array;
   try {
+    {
+      const ids = tf.tensor2d(rows, [B, L], 'int32');
+      const positions = positionsFromMask(mask);
+      const { logits, present } = model.forward(ids, positions, mask, { cache: useCache, inference, lastOnly: true, attentionBias: padded ? undefined : null });
+      tf.dispose([ids, positions]);
+      if (useCache) cache = present;
+      try {
+        last = await readLast(logits);
+      } finally {
+        logits.dispose();
+      }
+    }
+    if (useCache && padded) keyBias = tf.tidy(() => paddingBias(tf.concat([mask, tf.ones([B, options.maxNewTokens], 'int32')], 1) as tf.Tensor2D));
     for (let step = 0; step < options.maxNewTokens; step++) {
       const chosen = prompts.map((_, b) => {
         if (reasons[b]) return pad;
-        const token = chooseToken(last.subarray(b * vocabSize, (b + 1) * vocabSize), options.rngs ? { ...options, rng: options.rngs[b]! } : options);
+        const token = options.greedy ? last[b]! : chooseToken(last.subarray(b * vocabSize, (b + 1) * vocabSize) as Float32Array, options.rngs ? { ...options, rng: options.rngs[b]! } : options);
         out[b]!.push(token);
         if (eos !== null && eos !== undefined && token === eos) reasons[b] = 'eos';
         else if (options.stopSequences?.some((s) => endsWith(out[b]!, s))) reasons[b] = 'stop';
         return token;
       });
       if (reasons.every(Boolean) || step === options.maxNewTokens - 1) break;
-      for (let b = 0; b < B; b++) rows[b]!.push(chosen[b]!);
-      const grown = tf.tidy(() => tf.concat([mask, tf.ones([B, 1], 'int32')], 1) as tf.Tensor2D);
-      mask.dispose();
-      mask = grown;
       let logits: tf.Tensor3D;
       if (useCache) {
+        const S = L + step + 1;
         const ids = tf.tensor2d(chosen, [B, 1], 'int32');
         const positions = tf.tensor2d(nextPos, [B, 1], 'int32');
-        const out = model.forward(ids, positions, mask, { past: cache! });
+        const bias = keyBias ? (tf.slice(keyBias, [0, 0, 0, 0], [B, 1, 1, S]) as tf.Tensor4D) : null;
+        const res = model.forward(ids, positions, mask, { past: cache!, inference, attentionBias: bias });
         tf.dispose([ids, positions]);
+        if (bias) bias.dispose();
         disposeCache(cache);
-        ({ logits } = out);
-        cache = out.present;
+        ({ logits } = res);
+        cache = res.present;
       } else {
+        for (let b = 0; b < B; b++) rows[b]!.push(chosen[b]!);
+        const grown = tf.tidy(() => tf.concat([mask, tf.ones([B, 1], 'int32')], 1) as tf.Tensor2D);
+        mask.dispose();
+        mask = grown;
         const ids = tf.tensor2d(rows, undefined, 'int32');
         const positions = positionsFromMask(mask);
-        ({ logits } = model.forward(ids, positions, mask));
+        ({ logits } = model.forward(ids, positions, mask, { inference, lastOnly: true, attentionBias: padded ? undefined : null }));
         tf.dispose([ids, positions]);
       }
       nextPos = nextPos.map((p) => p + 1);
-      const T = logits.shape[1];
-      const lastLogits = tf.slice(logits, [0, T - 1, 0], [B, 1, vocabSize]);
-      last = (await lastLogits.data()) as Float32Array;
-      tf.dispose([logits, lastLogits]);
+      try {
+        last = await readLast(logits);
+      } finally {
+        logits.dispose();
+      }
     }
   } finally {
     disposeCache(cache);
     mask.dispose();
+    keyBias?.dispose();
+    inference?.dispose();
   }
   return { tokens: out, finishReasons: reasons.map((r) => r ?? 'length') };
 }

@@ -34,23 +34,36 @@ export class AdamW {
     return !name.endsWith('.bias') && !/norm\d?\.weight$/.test(name);
   }
 
-  /** One update with these gradients (already clipped and averaged) at learning rate lr. */
-  apply(grads: Map<string, tf.Tensor>, lr: number): void {
+  /**
+   * One update with these gradients (averaged) at learning rate lr; `gradScale` multiplies every
+   * gradient first (global-norm clipping) without a pass of its own.
+   */
+  apply(grads: Map<string, tf.Tensor>, lr: number, gradScale = 1): void {
     this.step += 1;
     const { beta1, beta2, epsilon, weightDecay } = this.settings;
     const c1 = 1 - beta1 ** this.step;
     const c2 = 1 - beta2 ** this.step;
     tf.tidy(() => {
+      // m/c1 / (sqrt(v/c2) + ε) = (√c2/c1) · m / (sqrt(v) + ε√c2): the bias corrections become scalars.
+      const b1 = tf.scalar(beta1);
+      const a1 = tf.scalar((1 - beta1) * gradScale);
+      const b2 = tf.scalar(beta2);
+      const a2 = tf.scalar((1 - beta2) * gradScale * gradScale);
+      const eps = tf.scalar(epsilon * Math.sqrt(c2));
+      const size = tf.scalar((lr * Math.sqrt(c2)) / c1);
+      const keep = tf.scalar(1 - lr * weightDecay);
       for (const [name, p] of this.params) {
         const g = grads.get(name);
         if (!g) continue;
         const m = this.m.get(name)!;
         const v = this.v.get(name)!;
-        m.assign(tf.add(tf.mul(m, beta1), tf.mul(g, 1 - beta1)));
-        v.assign(tf.add(tf.mul(v, beta2), tf.mul(tf.square(g), 1 - beta2)));
-        const update = tf.div(tf.div(m, c1), tf.add(tf.sqrt(tf.div(v, c2)), epsilon));
-        const decayed = weightDecay > 0 && AdamW.decays(name) ? tf.mul(p, 1 - lr * weightDecay) : p;
-        p.assign(tf.sub(decayed, tf.mul(update, lr)));
+        const m2 = tf.add(tf.mul(m, b1), tf.mul(g, a1));
+        const v2 = tf.add(tf.mul(v, b2), tf.mul(tf.square(g), a2));
+        m.assign(m2);
+        v.assign(v2);
+        const update = tf.mul(tf.div(m2, tf.add(tf.sqrt(v2), eps)), size);
+        const decayed = weightDecay > 0 && AdamW.decays(name) ? tf.mul(p, keep) : p;
+        p.assign(tf.sub(decayed, update));
       }
     });
   }
@@ -60,14 +73,21 @@ export class AdamW {
   }
 }
 
+/** The global L2 norm of the gradients (one download). */
+export function globalNorm(grads: Map<string, tf.Tensor>): number {
+  return tf.tidy(() => tf.sqrt(tf.addN([...grads.values()].map((g) => tf.sum(tf.square(g))))).dataSync()[0]!);
+}
+
+/** The factor that brings a norm down to maxNorm (1 when it is within, or not finite), as torch's clip_grad_norm_. */
+export function clipScale(norm: number, maxNorm: number): number {
+  return norm > maxNorm && Number.isFinite(norm) ? maxNorm / (norm + 1e-6) : 1;
+}
+
 /** Scales gradients so their global L2 norm is at most maxNorm; returns the norm before clipping. */
 export function clipByGlobalNorm(grads: Map<string, tf.Tensor>, maxNorm: number): { clipped: Map<string, tf.Tensor>; norm: number } {
-  const norm = tf.tidy(() => {
-    const squares = [...grads.values()].map((g) => tf.sum(tf.square(g)));
-    return tf.sqrt(tf.addN(squares)).dataSync()[0]!;
-  });
-  if (!(norm > maxNorm) || !Number.isFinite(norm)) return { clipped: grads, norm };
-  const scale = maxNorm / (norm + 1e-6);
+  const norm = globalNorm(grads);
+  const scale = clipScale(norm, maxNorm);
+  if (scale === 1) return { clipped: grads, norm };
   const clipped = new Map<string, tf.Tensor>();
   for (const [name, g] of grads) clipped.set(name, tf.mul(g, scale));
   return { clipped, norm };
@@ -99,9 +119,8 @@ export class GradientAccumulator {
 
   /** Clips the sums to maxNorm, applies one AdamW update at lr, frees everything; returns the pre-clip norm. */
   step(optimizer: AdamW, maxNorm: number, lr: number): number {
-    const { clipped, norm } = clipByGlobalNorm(this.sums, maxNorm);
-    optimizer.apply(clipped, lr);
-    if (clipped !== this.sums) tf.dispose([...clipped.values()]);
+    const norm = globalNorm(this.sums);
+    optimizer.apply(this.sums, lr, clipScale(norm, maxNorm));
     tf.dispose([...this.sums.values()]);
     this.sums.clear();
     return norm;

@@ -30,7 +30,18 @@ describe('decoders match transformers', () => {
           const diff = maxAbsDiff(logits.arraySync(), c.logits, c.attention_mask);
           assert.ok(diff <= 1e-4, `${name}/${c.name}: max |Δlogit| = ${diff}`);
           t.diagnostic(`${c.name}: max |Δlogit| vs transformers = ${diff.toExponential(2)} on ${tf.getBackend()}`);
-          tf.dispose([ids, mask, positions, logits]);
+          tf.dispose(logits);
+          // Generation's folded weights (Llama) must give the same logits.
+          const inference = model.inferenceWeights();
+          if (inference) {
+            const folded = model.forward(ids, positions, mask, { inference }).logits;
+            const foldedDiff = maxAbsDiff(folded.arraySync(), c.logits, c.attention_mask);
+            assert.ok(foldedDiff <= 1e-4, `${name}/${c.name} (inference weights): max |Δlogit| = ${foldedDiff}`);
+            t.diagnostic(`${c.name}: inference weights, max |Δlogit| = ${foldedDiff.toExponential(2)}`);
+            tf.dispose(folded);
+            inference.dispose();
+          }
+          tf.dispose([ids, mask, positions]);
         }
       } finally {
         model.dispose();
