@@ -52,8 +52,11 @@ export async function runCommand(opts: RunOptions): Promise<void> {
     if (opts.json) printJson(result);
     else {
       log(`run ${runId} finished: ${result.completed.length} steps`);
-      for (const h of result.report.headToHead) log(`  ${h.a} vs ${h.b} (${h.judge}): ${h.wins}/${h.ties}/${h.losses} win/tie/loss, win rate ${(100 * h.winRate).toFixed(1)}% [${(100 * h.ci95[0]).toFixed(1)}, ${(100 * h.ci95[1]).toFixed(1)}]`);
-      for (const j of result.report.judgeMetrics) log(`  ${j.model} as a judge: pairwise accuracy ${(100 * j.pairwiseAccuracy).toFixed(1)}%, Spearman ${j.spearman.toFixed(3)}, Kendall ${j.kendall.toFixed(3)}`);
+      // Undefined metrics (NaN) arrive as null through Temporal's JSON.
+      const pct = (x: number | null) => (x === null || !Number.isFinite(x) ? 'n/a' : `${(100 * x).toFixed(1)}%`);
+      const num = (x: number | null) => (x === null || !Number.isFinite(x) ? 'n/a' : x.toFixed(3));
+      for (const h of result.report.headToHead) log(`  ${h.a} vs ${h.b} (${h.judge}): ${h.wins}/${h.ties}/${h.losses} win/tie/loss, win rate ${pct(h.winRate)} [${pct(h.ci95[0])}, ${pct(h.ci95[1])}]`);
+      for (const j of result.report.judgeMetrics) log(`  ${j.model} as a judge: pairwise accuracy ${pct(j.pairwiseAccuracy)}, Spearman ${num(j.spearman)}, Kendall ${num(j.kendall)}`);
       log(`report: ${result.reportRefs.markdown.uri}`);
     }
   } finally {

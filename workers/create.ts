@@ -84,6 +84,9 @@ export async function createWorkers(connection: NativeConnection, options: Worke
         taskQueue: options.taskQueues.model,
         activities,
         maxConcurrentActivityTaskExecutions: 1,
+        // Heartbeats reach the server (and the Web UI, and srlm status) every few seconds, not every minute.
+        defaultHeartbeatThrottleInterval: '3 seconds',
+        maxHeartbeatThrottleInterval: '5 seconds',
       }),
     );
   }

@@ -228,7 +228,7 @@ export async function sftStep(ctx: StepContext, input: { runId: string; config: 
         state,
         backend: ctx.backend,
         ...(ctx.signal ? { signal: ctx.signal } : {}),
-        onProgress: (p) => ctx.heartbeat({ phase: `SFT ${input.name}`, step: p.step, total: p.total, stateUri: ctx.store.uriFor(`${key}/state`), metrics: { loss: p.loss, lr: p.lr, grad_norm: p.gradNorm, tokens_per_second: p.tokensPerSecond } }),
+        onProgress: (p) => ctx.heartbeat({ phase: `training ${input.name} (SFT)`, step: p.step, total: p.total, stateUri: ctx.store.uriFor(`${key}/state`), metrics: { loss: p.loss, lr: p.lr, grad_norm: p.gradNorm, tokens_per_second: p.tokensPerSecond } }),
       });
       if (result.stopped) throw new StepInterruptedError(`SFT ${input.name} stopped at step ${result.step}; it resumes from its saved state`);
       return { model: await saveModel(ctx, tm, key, { trained_by: `srlm sft ${input.name}` }, config.model.saveDtype), steps: result.step, examples: examples.length, losses: result.losses, resumedFrom: result.resumedFrom };
