@@ -122,18 +122,18 @@ export function randomInstruction(family: Family, rng: Rng): string {
   let items: string[];
   switch (family) {
     case 'reverse':
-      items = distinctWords(3 + rng.int(3));
+      items = distinctWords(2 + rng.int(3));
       break;
     case 'sort':
       // Digits 0..9, repeats allowed, never already sorted.
-      do items = Array.from({ length: 3 + rng.int(4) }, () => String(rng.int(10)));
+      do items = Array.from({ length: 2 + rng.int(3) }, () => String(rng.int(10)));
       while (items.join(' ') === expectedAnswer('sort', items).join(' '));
       break;
     case 'count':
-      items = Array.from({ length: 2 + rng.int(6) }, () => WORDS[rng.int(WORDS.length)]!);
+      items = Array.from({ length: 2 + rng.int(4) }, () => WORDS[rng.int(WORDS.length)]!);
       break;
     case 'repeat':
-      return phrasing.replace('{word}', WORDS[rng.int(WORDS.length)]!).replace('{n}', String(2 + rng.int(4)));
+      return phrasing.replace('{word}', WORDS[rng.int(WORDS.length)]!).replace('{n}', String(2 + rng.int(3)));
     case 'uppercase':
       items = distinctWords(2 + rng.int(3));
       break;

@@ -3,34 +3,57 @@
  * seed, with a programmatic oracle (tiny-oracle.ts) to score what the model writes. Tasks and
  * their reader are in tiny-tasks.ts.
  *
- * - ift: instructions with their correct answers.
+ * - ift: instructions with their correct answers, and a few rows asking for a list of tasks
+ *   (TASK_LIST_INSTRUCTION → `Task: ...` lines), which keep self-instruct working after SFT.
  * - eft: judge training rows — responses of every quality (corrupted answers), each with the
  *   oracle's justification and `Score: N`, equally many per score 0..5.
  * - evalPrompts, rankedEval: held-out instructions (in no other split) for head-to-head and for
  *   the judge's pairwise accuracy; each ranked set has 4 responses ranked by the oracle.
  * - pretrain: M0's text, without any answer: self-instruct pages (the few-shot template filled
- *   with task lines, so M0 can write new tasks) and plain sentences of the task language.
+ *   with task lines, so M0 can write new tasks) and plain sentences of the task language (some
+ *   say a list twice or shout words in capitals: the repetition a model learns copying from).
+ *
+ * Text is tokenized by the world's closed word-level tokenizer (tinyTokenizer): one token per
+ * word, digit or mark, so prompts are ~20 tokens and judge prompts ~60.
  */
 import { z } from 'zod';
 import type { EftRow, IftRow, PromptRow, RankedSetRow } from '../data/rows';
 import { ModelConfig } from '../model/config';
+import { DecoderModel } from '../model/decoder';
+import type { TextModel } from '../method/text-model';
+import type { BuiltinWorld } from '../pipeline/world';
+import { trainSft } from '../train/sft';
 import { selfInstructPrompt } from '../method/prompts';
 import { deriveSeed, Rng } from '../random';
-import { oracleJudgment, scoreTask, type OracleVerdict } from './tiny-oracle';
-import { FAMILIES, parseTask, randomInstruction, WORDS, type Task } from './tiny-tasks';
+import { JUSTIFICATIONS, oracleJudge, oracleJudgment, scoreTask, type OracleVerdict } from './tiny-oracle';
+import { FAMILIES, NUMBER_WORDS, parseTask, PHRASINGS, randomInstruction, WORDS, type Task } from './tiny-tasks';
+import { INSTRUCTION_TEMPLATE } from '../tokenizer/template';
+import { WordTokenizer } from '../tokenizer/word';
 
 export * from './tiny-tasks';
 export * from './tiny-oracle';
 
 /**
  * A short judge template for the tiny world: the additive rubric's structure (five cumulative
- * criteria, a brief justification, a final `Score: N`) in about 160 characters instead of ~1,100,
- * so a judge prompt fits a small model's positions and costs a fifth of the compute.
+ * criteria, a brief justification, a final `Score: N`) in a few dozen words instead of ~200, so a
+ * judge prompt is ~50 tokens.
  */
 export const TINY_JUDGE_TEMPLATE = `Score the response. Add a point for each: relevant, half done, all items, correct, nothing extra.
 Task: {instruction}
 Response: {response}
 Justify briefly, then end with Score: N.`;
+
+/** The instruction of the IFT rows that teach writing tasks (their responses are `Task: ...` lines). */
+export const TASK_LIST_INSTRUCTION = 'Write some tasks, one on each line.';
+
+/**
+ * The tiny world's self-instruct template: the instruction template asking for a list of tasks,
+ * with the few-shot tasks as the start of the response, so a model that learned to answer
+ * instructions (SFT forgets plain continuation quickly at this size) writes one more line. M0's
+ * pretraining pages and the task-list IFT rows have the same form.
+ */
+export const TINY_SELF_INSTRUCT_TEMPLATE = `${INSTRUCTION_TEMPLATE.format(TASK_LIST_INSTRUCTION)}{tasks}
+Task:`;
 
 export const TinyWorldSizes = z.strictObject({
   ift: z.number().int().positive().default(500),
@@ -41,6 +64,8 @@ export const TinyWorldSizes = z.strictObject({
   pretrainPages: z.number().int().nonnegative().default(240),
   /** Task lines per self-instruct page. */
   tasksPerPage: z.number().int().positive().default(8),
+  /** IFT rows asking for a list of tasks (TASK_LIST_INSTRUCTION), answered with 3 or 4 training instructions. */
+  taskLists: z.number().int().nonnegative().default(20),
   /** Plain sentences of the task language in the pretraining text (several per string). */
   pretrainSentences: z.number().int().nonnegative().default(240),
 });
@@ -54,18 +79,59 @@ export interface TinyWorld {
   pretrain: string[];
 }
 
-/** Llama-style, for the byte tokenizer, sized for 2 CPU cores (~0.1M parameters). */
-export function tinyModelConfig(): ModelConfig {
+/** Texts whose words make up the vocabulary, besides the task words (slots removed). */
+const VOCABULARY_TEXTS = (): string[] => [
+  INSTRUCTION_TEMPLATE.format(''),
+  TINY_JUDGE_TEMPLATE,
+  TINY_SELF_INSTRUCT_TEMPLATE,
+  ...Object.values(PHRASINGS).flat(),
+  JUSTIFICATIONS.empty,
+  JUSTIFICATIONS.unrelated,
+  ...JUSTIFICATIONS.list,
+  ...JUSTIFICATIONS.count,
+  ...PREFIXES,
+  ...ZERO_REPLIES,
+  'There are words.',
+  ...SENTENCES.map((f) => f(() => '')),
+  'Score: Not a task I can check',
+];
+
+/**
+ * The tiny world's closed vocabulary: every word of its templates, phrasings, judgments and prose,
+ * the task words in lower case and in capitals, number words, digits, a few marks.
+ */
+export function tinyVocabulary(): string[] {
+  const words = new Set<string>();
+  const add = (w: string) => words.add(w);
+  for (const text of VOCABULARY_TEXTS()) for (const w of text.match(/[A-Za-z]+|#+|[^\sA-Za-z]/gu) ?? []) add(w);
+  for (const w of WORDS) [w, w.toUpperCase()].forEach(add);
+  for (const w of Object.keys(NUMBER_WORDS)) add(w);
+  for (let d = 0; d <= 9; d++) add(String(d));
+  for (const m of ['.', ',', ':', ';', '!', '?', '"', "'", '(', ')', '-', '\n']) add(m);
+  return [...words].sort();
+}
+
+let cachedTokenizer: WordTokenizer | undefined;
+
+/** The tiny world's word tokenizer (see core/tokenizer/word.ts): sequences of 5 to 70 tokens. */
+export function tinyTokenizer(): WordTokenizer {
+  return (cachedTokenizer ??= new WordTokenizer(tinyVocabulary()));
+}
+
+/** Llama-style, for the tiny world's word tokenizer, sized for 2 CPU cores. */
+export function tinyModelConfig(overrides: Partial<Pick<ModelConfig, 'hiddenSize' | 'numLayers' | 'numHeads' | 'intermediateSize'>> = {}): ModelConfig {
+  const hiddenSize = overrides.hiddenSize ?? 64;
+  const numHeads = overrides.numHeads ?? 4;
   return ModelConfig.parse({
     family: 'llama',
-    vocabSize: 259,
-    hiddenSize: 64,
-    numLayers: 2,
-    numHeads: 4,
-    numKvHeads: 4,
-    headDim: 16,
-    intermediateSize: 176,
-    maxPositions: 512,
+    vocabSize: tinyTokenizer().vocabSize,
+    hiddenSize,
+    numLayers: overrides.numLayers ?? 2,
+    numHeads,
+    numKvHeads: numHeads,
+    headDim: hiddenSize / numHeads,
+    intermediateSize: overrides.intermediateSize ?? hiddenSize * 3,
+    maxPositions: 128,
     normEps: 1e-5,
     tieEmbeddings: true,
     bosTokenId: 2,
@@ -89,6 +155,7 @@ function strangers(task: Task, rng: Rng, k: number): string[] {
 }
 
 const PREFIXES = ['The answer is', 'Sure:', 'Here it is:', 'Answer:', 'Done:'];
+const ZERO_REPLIES = ['I do not know.', 'No.', 'Maybe later.', 'That is a good question.'];
 
 /**
  * A response proposed for a target score: a corruption of the correct answer in the style that
@@ -143,7 +210,7 @@ function propose(task: Task, target: number, rng: Rng): string {
         case 0:
           return join(strangers(task, rng, 1 + rng.int(3)));
         case 1:
-          return pick(rng, ['I do not know.', 'No.', 'Maybe later.', 'That is a good question.']);
+          return pick(rng, ZERO_REPLIES);
         default:
           return task.family === 'sort' || task.family === 'count' ? join(strangers(task, rng, 2).map((w) => w.toUpperCase())) : String(rng.int(10));
       }
@@ -182,16 +249,35 @@ export function ranksOf(scores: number[]): number[] {
   return scores.map((s) => distinct.indexOf(s));
 }
 
+/** Plain sentences of the task language, with their nouns drawn by `w`. */
+const SENTENCES: ((w: () => string, n?: () => number) => string)[] = [
+  (w) => `the ${w()} and the ${w()} are by the ${w()}.`,
+  (w) => `a ${w()} sees a ${w()}.`,
+  (w) => `my ${w()} is near your ${w()}.`,
+  (w, n = () => 1) => `we have ${n()} ${w()} and ${n()} ${w()}.`,
+  (w) => `the ${w()} likes the ${w()} more than the ${w()}.`,
+  // Lists said twice: the language's own repetition, from which a model learns to find and copy items.
+  (w, n = () => 1) => {
+    const list = Array.from({ length: 2 + (n() % 3) }, w).join(' ');
+    return `I see ${list} and you see ${list} too.`;
+  },
+  (w) => {
+    const list = [w(), w(), w()].join(' ');
+    return `first ${list}, then again ${list}.`;
+  },
+  (w) => {
+    const x = w();
+    return `the ${x} said ${x} ${x} and ${x} again.`;
+  },
+  // Capitals: what a word looks like when shouted.
+  (w) => {
+    const list = [w(), w()];
+    return `you say ${list.join(' ')} and I shout ${list.map((x) => x.toUpperCase()).join(' ')}.`;
+  },
+];
+
 function sentence(rng: Rng): string {
-  const w = () => pick(rng, WORDS);
-  const forms = [
-    () => `the ${w()} and the ${w()} are by the ${w()}.`,
-    () => `a ${w()} sees a ${w()}.`,
-    () => `my ${w()} is near your ${w()}.`,
-    () => `we have ${1 + rng.int(9)} ${w()} and ${1 + rng.int(9)} ${w()}.`,
-    () => `the ${w()} likes the ${w()} more than the ${w()}.`,
-  ];
-  return pick(rng, forms)();
+  return pick(rng, SENTENCES)(() => pick(rng, WORDS), () => 1 + rng.int(9));
 }
 
 /** The tiny world for a seed. Same seed and sizes, same world. */
@@ -206,7 +292,12 @@ export function makeTinyWorld(seed: number, sizes: Partial<TinyWorldSizes> = {})
   const iftInstructions = uniqueInstructions(s.ift, rng('ift'), taken);
   const eftInstructions = uniqueInstructions(s.eft, rng('eft'), taken);
 
-  const ift: IftRow[] = iftInstructions.map((instruction, i) => ({ id: `tiny-ift-${i}`, instruction, response: taskOf(instruction).expected.join(' ') }));
+  const taskLines = (rng: Rng, k: number) => rng.shuffle([...iftInstructions, ...eftInstructions]).slice(0, k).map((t) => `Task: ${t}`).join('\n');
+  const listRng = rng('task-lists');
+  const ift: IftRow[] = [
+    ...iftInstructions.map((instruction, i) => ({ id: `tiny-ift-${i}`, instruction, response: taskOf(instruction).expected.join(' ') })),
+    ...Array.from({ length: s.taskLists }, (_, i) => ({ id: `tiny-ift-tasks-${i}`, instruction: TASK_LIST_INSTRUCTION, response: taskLines(listRng, 3 + listRng.int(2)) })),
+  ];
 
   // EFT: target scores cycle 0..5 (balanced); an instruction that cannot take a score gives way to the next.
   const eftRng = rng('eft-responses');
@@ -247,9 +338,78 @@ export function makeTinyWorld(seed: number, sizes: Partial<TinyWorldSizes> = {})
   // Pretraining: task lines come from the training instructions only (never the held-out ones).
   const trainInstructions = [...iftInstructions, ...eftInstructions];
   const preRng = rng('pretrain');
-  const pages = Array.from({ length: s.pretrainPages }, () => selfInstructPrompt(preRng.shuffle([...trainInstructions]).slice(0, s.tasksPerPage)).replace(/\nTask:$/, ''));
+  const pages = Array.from({ length: s.pretrainPages }, () => selfInstructPrompt(preRng.shuffle([...trainInstructions]).slice(0, s.tasksPerPage), TINY_SELF_INSTRUCT_TEMPLATE).replace(/\nTask:$/, ''));
   const prose = Array.from({ length: s.pretrainSentences }, () => Array.from({ length: 3 }, () => sentence(preRng)).join(' '));
   const pretrain = preRng.shuffle([...pages, ...prose]);
 
   return { ift, eft, evalPrompts, rankedEval, pretrain };
 }
+
+/** M0's pretraining: next-token training on the world's pretraining text (task lines and prose, no answers). */
+export const TinyBaseSettings = z.strictObject({
+  epochs: z.number().positive().default(4),
+  lr: z.number().positive().default(3e-3),
+  lrEnd: z.number().nonnegative().default(3e-4),
+  batchSize: z.number().int().positive().default(16),
+  warmupSteps: z.number().int().nonnegative().default(10),
+  hiddenSize: z.number().int().positive().default(64),
+  numLayers: z.number().int().positive().default(2),
+});
+export type TinyBaseSettings = z.infer<typeof TinyBaseSettings>;
+
+/** A TextModel of the tiny world: the model, the world's word tokenizer, the instruction template. */
+export function tinyTextModel(model: DecoderModel): TextModel {
+  return { model, tokenizer: tinyTokenizer(), template: INSTRUCTION_TEMPLATE };
+}
+
+/**
+ * M0: a fresh model (initialised from the seed) pretrained on the world's pretraining text.
+ * Reports every step; when `signal` is aborted it stops between steps and returns the model as it
+ * is (the caller checks the signal and discards it).
+ */
+export async function tinyBaseModel(
+  seed: number,
+  pretrain: string[],
+  settings: Partial<TinyBaseSettings> = {},
+  onProgress?: (step: number, total: number, loss: number) => void,
+  signal?: AbortSignal,
+): Promise<TextModel> {
+  const s = TinyBaseSettings.parse(settings);
+  const config = tinyModelConfig({ hiddenSize: s.hiddenSize, numLayers: s.numLayers });
+  const tm = tinyTextModel(DecoderModel.initialise(config, deriveSeed(seed, 'tiny-m0-init')));
+  const tokenizer = tinyTokenizer();
+  const examples = pretrain.map((text) => ({ prompt: [tokenizer.bosTokenId], response: [...tokenizer.encode(text), tokenizer.eosTokenId].slice(0, config.maxPositions - 1) }));
+  await trainSft(
+    tm.model,
+    examples,
+    {
+      lr: s.lr, lrEnd: s.lrEnd, schedule: 'cosine', warmupSteps: s.warmupSteps, batchSize: s.batchSize, gradientAccumulation: 1, epochs: s.epochs, dropout: 0,
+      weightDecay: 0, gradClip: 1, maxSeqLen: config.maxPositions, checkpointEverySteps: 1e9, checkpointEverySeconds: 1e9, seed: deriveSeed(seed, 'tiny-m0-train'),
+    },
+    { ...(signal ? { signal } : {}), ...(onProgress ? { onProgress: (p) => onProgress(p.step, p.total, p.loss) } : {}) },
+  );
+  return tm;
+}
+
+const worlds = new Map<number, TinyWorld>();
+const worldOf = (seed: number): TinyWorld => {
+  let w = worlds.get(seed);
+  if (!w) {
+    w = makeTinyWorld(seed);
+    worlds.set(seed, w);
+  }
+  return w;
+};
+
+/** The built-in world `builtin:tiny`: its data, M0, the oracle and its short templates. */
+export const tinyWorld: BuiltinWorld = {
+  name: 'tiny',
+  data(seed) {
+    const { ift, eft, evalPrompts, rankedEval } = worldOf(seed);
+    return { ift, eft, evalPrompts, rankedEval };
+  },
+  baseModel: (seed, onProgress, signal) => tinyBaseModel(seed, worldOf(seed).pretrain, {}, onProgress, signal),
+  oracle: () => oracleJudge(),
+  judgeTemplate: TINY_JUDGE_TEMPLATE,
+  selfInstructTemplate: TINY_SELF_INSTRUCT_TEMPLATE,
+};

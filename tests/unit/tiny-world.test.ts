@@ -5,8 +5,14 @@ import { evaluateJudge } from '../../core/eval/head-to-head';
 import { parseJudgeScore } from '../../core/judge/parse';
 import { judgePrompt } from '../../core/judge/prompt';
 import { Rng } from '../../core/random';
+import { initBackend } from '../../core/compute/backend';
+import { selfInstructPrompt } from '../../core/method/prompts';
+import { complete } from '../../core/method/text-model';
+import { loadWorld } from '../../core/pipeline/world';
+import { INSTRUCTION_TEMPLATE } from '../../core/tokenizer/template';
+import '../../core/worlds/index';
 import {
-  FAMILIES, makeTinyWorld, oracleJudge, oracleScore, parseTask, PHRASINGS, randomInstruction, ranksOf, responseWithScore, TINY_JUDGE_TEMPLATE, tinyModelConfig,
+  FAMILIES, makeTinyWorld, oracleJudge, oracleScore, parseTask, PHRASINGS, randomInstruction, ranksOf, responseWithScore, TINY_JUDGE_TEMPLATE, TASK_LIST_INSTRUCTION, TINY_SELF_INSTRUCT_TEMPLATE, tinyBaseModel, tinyModelConfig, tinyTokenizer,
 } from '../../core/worlds/tiny';
 
 const score = (instruction: string, response: string) => oracleScore(instruction, response).score;
@@ -140,7 +146,7 @@ describe('tiny world data', () => {
   });
 
   it('has the default sizes and valid rows', () => {
-    assert.equal(world.ift.length, 500);
+    assert.equal(world.ift.length, 520);
     assert.equal(world.eft.length, 480);
     assert.equal(world.evalPrompts.length, 100);
     assert.equal(world.rankedEval.length, 50);
@@ -148,13 +154,13 @@ describe('tiny world data', () => {
     for (const r of world.eft) EftRow.parse(r);
     for (const r of world.evalPrompts) assert.equal(PromptRow.parse(r).source, 'eval');
     for (const r of world.rankedEval) RankedSetRow.parse(r);
-    const small = makeTinyWorld(7, { ift: 12, eft: 12, eval: 5, ranked: 3, pretrainPages: 2, pretrainSentences: 2 });
-    assert.deepEqual([small.ift.length, small.eft.length, small.evalPrompts.length, small.rankedEval.length, small.pretrain.length], [12, 12, 5, 3, 4]);
+    const small = makeTinyWorld(7, { ift: 12, eft: 12, eval: 5, ranked: 3, pretrainPages: 2, pretrainSentences: 2, taskLists: 2 });
+    assert.deepEqual([small.ift.length - 2, small.eft.length, small.evalPrompts.length, small.rankedEval.length, small.pretrain.length], [12, 12, 5, 3, 4]);
   });
 
   it('answers every IFT instruction correctly, across all families', () => {
     const families = new Map<string, number>();
-    for (const r of world.ift) {
+    for (const r of world.ift.filter((row) => row.instruction !== TASK_LIST_INSTRUCTION)) {
       assert.equal(score(r.instruction, r.response), 5, r.instruction);
       const p = parseTask(r.instruction);
       assert.ok(p.ok);
@@ -234,11 +240,68 @@ describe('tiny world data', () => {
 describe('tiny world model and judge template', () => {
   it('has a short judge template with both slots that fits the model', () => {
     const config = tinyModelConfig();
-    assert.equal(config.vocabSize, 259);
+    const tokenizer = tinyTokenizer();
+    assert.equal(config.vocabSize, tokenizer.vocabSize);
     assert.ok(TINY_JUDGE_TEMPLATE.length < 200);
     assert.match(TINY_JUDGE_TEMPLATE, /Score: N/);
     const world = makeTinyWorld(1);
-    const longest = Math.max(...world.eft.map((r) => Buffer.byteLength(judgePrompt(r.instruction, r.response, TINY_JUDGE_TEMPLATE)) + r.judgment.length + 40));
-    assert.ok(longest < config.maxPositions, `${longest} positions`);
+    const longest = Math.max(...world.eft.map((r) => tokenizer.encode(INSTRUCTION_TEMPLATE.format(judgePrompt(r.instruction, r.response, TINY_JUDGE_TEMPLATE))).length + tokenizer.encode(r.judgment).length + 1));
+    assert.ok(longest <= 96, `${longest} tokens`);
+    assert.ok(longest < config.maxPositions);
+    for (const text of world.pretrain) assert.ok(tokenizer.encode(text).length + 2 <= config.maxPositions, text);
+  });
+
+  it('pretrains on pages in its own self-instruct template, which IFT task lists teach too', () => {
+    const world = makeTinyWorld(2);
+    const header = INSTRUCTION_TEMPLATE.format(TASK_LIST_INSTRUCTION);
+    const pages = world.pretrain.filter((t) => t.includes('\nTask: '));
+    for (const page of pages) assert.ok(page.startsWith(`${header}Task: `) && !page.endsWith('Task:'), page);
+    assert.equal(selfInstructPrompt(['Reverse: cat dog', 'Sort: 2 1'], TINY_SELF_INSTRUCT_TEMPLATE), `${header}Task: Reverse: cat dog\nTask: Sort: 2 1\nTask:`);
+    const lists = world.ift.filter((r) => r.instruction === TASK_LIST_INSTRUCTION);
+    assert.equal(lists.length, 20);
+    const held = new Set([...world.evalPrompts.map((p) => p.instruction), ...world.rankedEval.map((r) => r.instruction)]);
+    for (const r of lists) {
+      const lines = r.response.split('\n');
+      assert.ok(lines.length >= 3 && lines.length <= 4);
+      for (const line of lines) {
+        assert.match(line, /^Task: /);
+        assert.ok(parseTask(line.slice(6)).ok && !held.has(line.slice(6)), line);
+      }
+    }
+  });
+
+  it('is registered as the built-in world "tiny", with its data, oracle and templates', async () => {
+    const world = await loadWorld('tiny');
+    assert.ok(world);
+    assert.equal(world.name, 'tiny');
+    assert.deepEqual(world.data(3).ift, makeTinyWorld(3).ift);
+    assert.deepEqual(Object.keys(world.data(3)).sort(), ['eft', 'evalPrompts', 'ift', 'rankedEval']);
+    assert.equal(world.judgeTemplate, TINY_JUDGE_TEMPLATE);
+    assert.equal(world.selfInstructTemplate, TINY_SELF_INSTRUCT_TEMPLATE);
+    assert.equal(world.oracle().name, 'oracle');
+  });
+
+  it('makes M0 by a short pretraining, reporting progress and stopping when aborted', async () => {
+    await initBackend();
+    const world = makeTinyWorld(4, { ift: 10, eft: 12, eval: 2, ranked: 1, pretrainPages: 16, pretrainSentences: 16 });
+    const steps: number[] = [];
+    const tm = await tinyBaseModel(4, world.pretrain, { epochs: 1, batchSize: 8, hiddenSize: 16, numLayers: 1 }, (step, total, loss) => {
+      assert.equal(total, 4);
+      assert.ok(Number.isFinite(loss));
+      steps.push(step);
+    });
+    assert.deepEqual(steps, [1, 2, 3, 4]);
+    assert.equal(tm.tokenizer.vocabSize, tinyTokenizer().vocabSize);
+    assert.equal(tm.template, INSTRUCTION_TEMPLATE);
+    const [reply] = await complete(tm, [{ prompt: INSTRUCTION_TEMPLATE.format('Reverse: cat dog'), seed: 1 }], { maxNewTokens: 4 });
+    assert.equal(typeof reply!.text, 'string');
+    tm.model.dispose();
+
+    const controller = new AbortController();
+    controller.abort();
+    const stopped: number[] = [];
+    const untrained = await tinyBaseModel(4, world.pretrain, { epochs: 1, batchSize: 8, hiddenSize: 16, numLayers: 1 }, (step) => stopped.push(step), controller.signal);
+    assert.deepEqual(stopped, []);
+    untrained.model.dispose();
   });
 });
