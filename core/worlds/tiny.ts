@@ -154,6 +154,9 @@ function strangers(task: Task, rng: Rng, k: number): string[] {
   return rng.shuffle(WORDS.filter((w) => !used.has(w))).slice(0, k);
 }
 
+/** `items` extended to `length` with `more()`. */
+const fill = (items: string[], length: number, more: () => string): string[] => [...items, ...Array.from({ length: Math.max(0, length - items.length) }, more)];
+
 const PREFIXES = ['The answer is', 'Sure:', 'Here it is:', 'Answer:', 'Done:'];
 const ZERO_REPLIES = ['I do not know.', 'No.', 'Maybe later.', 'That is a good question.'];
 
@@ -196,6 +199,8 @@ function propose(task: Task, target: number, rng: Rng): string {
       if (task.family === 'count') return String(count + (count > 1 && rng.int(2) ? -1 : 1));
       const keep = Math.ceil(e.length / 2) + rng.int(Math.max(1, e.length - Math.ceil(e.length / 2)));
       const kept = rng.shuffle(e.map((_, i) => i)).slice(0, keep).sort((a, b) => a - b).map((i) => e[i]!);
+      // Half the time the length of the answer, filled with repeats: the errors a small model makes.
+      if (rng.int(2) === 0) return join(fill(kept, e.length, () => pick(rng, kept)));
       return join(rng.int(3) === 0 ? rng.shuffle(kept) : kept);
     }
     case 1: {
@@ -203,6 +208,10 @@ function propose(task: Task, target: number, rng: Rng): string {
       if (task.family === 'uppercase' && rng.int(2) === 0) return join(task.items);
       const keep = Math.max(1, Math.ceil(e.length / 2) - 1);
       const kept = rng.shuffle([...e]).slice(0, 1 + rng.int(keep));
+      if (rng.int(2) === 0) {
+        const others = strangers(task, rng, e.length);
+        return join(fill(kept, e.length, () => (rng.int(2) === 0 ? pick(rng, kept) : pick(rng, others))));
+      }
       return join(rng.int(2) === 0 ? kept : [...kept, ...strangers(task, rng, 1 + rng.int(2))]);
     }
     default:
