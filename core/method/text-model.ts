@@ -53,6 +53,20 @@ export async function saveTextModel(tm: TextModel, dir: string, options: Omit<Sa
   });
 }
 
+/**
+ * The token sequences a stop string can be generated as: alone, and after other text (a tokenizer
+ * that marks a leading space, like sentencepiece's or the word tokenizer's `▁`, encodes "\n" alone
+ * as ["▁", "\n"] but writes a bare "\n" after a word).
+ */
+export function stopTokenSequences(tokenizer: TextTokenizer, stop: string): number[][] {
+  const out = [tokenizer.encode(stop)];
+  const context = tokenizer.encode('a');
+  const after = tokenizer.encode(`a${stop}`);
+  if (context.every((id, i) => after[i] === id)) out.push(after.slice(context.length));
+  const seen = new Set<string>();
+  return out.filter((ids) => ids.length > 0 && !seen.has(ids.join(',')) && (seen.add(ids.join(',')), true));
+}
+
 export interface CompletionRequest {
   /** The full prompt text (already formatted with the template where one applies). */
   prompt: string;
@@ -96,7 +110,7 @@ export async function complete(tm: TextModel, requests: CompletionRequest[], opt
   });
   const order = encoded.map((_, i) => i).sort((a, b) => encoded[a]!.length - encoded[b]!.length || a - b);
   const batchSize = options.batchSize ?? 16;
-  const stopIds = (options.stop ?? []).map((s) => tokenizer.encode(s)).filter((ids) => ids.length > 0);
+  const stopIds = (options.stop ?? []).flatMap((s) => stopTokenSequences(tokenizer, s));
   const results: Completion[] = new Array(requests.length);
   for (let start = 0; start < order.length; start += batchSize) {
     const batch = order.slice(start, start + batchSize);

@@ -34,6 +34,7 @@ import type { DpoMetrics } from '../train/dpo-loss';
 import { trainSft } from '../train/sft';
 import { TrainingStateStore } from '../train/state';
 import { fetchModel, getJson, getJsonl, putJson, putJsonl, putModel } from './artifacts';
+import '../worlds/index'; // registers the built-in worlds (builtin:tiny)
 import { loadWorld, type BuiltinWorld } from './world';
 
 /** What a running step can report: heartbeats with progress a person can read. */

@@ -42,6 +42,10 @@ export class HfTokenizer implements TextTokenizer {
     } catch (err) {
       throw new InvalidInputError(`${source} is not valid JSON: ${(err as Error).message}`);
     }
+    // @huggingface/tokenizers has no WordLevel model: it reads the vocabulary as is and takes the
+    // unknown token from the config only, so a WordLevel model's unk_token is passed on there.
+    const wordLevel = parsed.model as { type?: unknown; unk_token?: unknown } | undefined;
+    if (wordLevel?.type === 'WordLevel' && typeof wordLevel.unk_token === 'string' && config.unk_token === undefined) config = { ...config, unk_token: wordLevel.unk_token };
     try {
       this.impl = new HfTokenizerClass(parsed, config);
     } catch (err) {

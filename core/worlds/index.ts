@@ -1,0 +1,5 @@
+/** The built-in worlds, registered with the pipeline (`builtin:<name>` in a run config). */
+import { registerWorld } from '../pipeline/world';
+import { tinyWorld } from './tiny';
+
+registerWorld('tiny', async () => tinyWorld);
