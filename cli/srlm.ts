@@ -18,6 +18,25 @@ function withConfigOptions(cmd: Command): Command {
     .option('--set <key=value>', 'override a config field, e.g. --set iterations.settings.dpo.lr=2e-5 (repeatable)', collect);
 }
 
+/** Options shared by `train sft` and `train dpo` (the per-method ones — lr, batch size, dropout — are on each command). */
+function withTrainingOptions(cmd: Command): Command {
+  return cmd
+    .option('--schedule <s>', 'cosine, linear or constant')
+    .option('--warmup-steps <n>', 'linear warmup steps')
+    .option('--gradient-accumulation <n>', 'micro-batches per optimizer step')
+    .option('--epochs <n>', 'passes over the data')
+    .option('--max-steps <n>', 'stop after this many optimizer steps')
+    .option('--weight-decay <x>', 'AdamW decoupled weight decay')
+    .option('--grad-clip <x>', 'clip the global gradient norm')
+    .option('--max-seq-len <n>', 'truncate prompt + response to this many tokens')
+    .option('--checkpoint-every-steps <n>', 'save resumable state every n steps')
+    .option('--checkpoint-every-seconds <n>', '... or every n seconds')
+    .option('--seed <n>', 'seed for shuffling and dropout', '0')
+    .option('--state <dir|uri>', 'where resumable state goes (default: <out>.state)')
+    .option('--tokenizer <bytes>', 'use the built-in byte tokenizer for text')
+    .option('--save-dtype <dtype>', 'float32 or bfloat16', 'float32');
+}
+
 function program(): Command {
   const srlm = new Command('srlm')
     .description('Self-Rewarding Language Models as a durable pipeline (Temporal + TensorFlow.js + S3).')
@@ -112,7 +131,7 @@ function program(): Command {
     .action(async (o) => (await import('./model.js')).generateCommand(o));
 
   const train = srlm.command('train').description('train outside a pipeline run');
-  train
+  const sft = train
     .command('sft')
     .description('supervised fine-tuning on JSONL rows; resumable: run the same command again after a crash or Ctrl-C')
     .requiredOption('--model <dir>', 'the model to start from')
@@ -120,26 +139,13 @@ function program(): Command {
     .requiredOption('--out <dir>', 'where to write the trained model')
     .option('--lr <x>', 'peak learning rate (paper: 5.5e-6)')
     .option('--lr-end <x>', 'final learning rate (paper: 1.1e-6)')
-    .option('--schedule <s>', 'cosine, linear or constant')
-    .option('--warmup-steps <n>', 'linear warmup steps')
     .option('--batch-size <n>', 'sequences per optimizer step (paper: 16)')
-    .option('--gradient-accumulation <n>', 'micro-batches per optimizer step')
-    .option('--epochs <n>', 'passes over the data')
-    .option('--max-steps <n>', 'stop after this many optimizer steps')
-    .option('--dropout <p>', 'dropout (paper: 0.1)')
-    .option('--weight-decay <x>', 'AdamW decoupled weight decay')
-    .option('--grad-clip <x>', 'clip the global gradient norm')
-    .option('--max-seq-len <n>', 'truncate prompt + response to this many tokens')
-    .option('--checkpoint-every-steps <n>', 'save resumable state every n steps')
-    .option('--checkpoint-every-seconds <n>', '... or every n seconds')
-    .option('--seed <n>', 'seed for shuffling and dropout', '0')
-    .option('--state <dir|uri>', 'where resumable state goes (default: <out>.state)')
-    .option('--tokenizer <bytes>', 'use the built-in byte tokenizer for text rows')
-    .option('--save-dtype <dtype>', 'float32 or bfloat16', 'float32')
+    .option('--dropout <p>', 'dropout (paper: 0.1)');
+  withTrainingOptions(sft)
     .option('--json', 'print a JSON summary')
     .action(async (o) => (await import('./train.js')).trainSftCommand(o));
 
-  train
+  const dpo = train
     .command('dpo')
     .description('DPO on preference pairs from a checkpoint (also the frozen reference); resumable like train sft')
     .requiredOption('--model <dir>', 'the model to start from, with tokenizer.json')
@@ -149,22 +155,9 @@ function program(): Command {
     .option('--loss <kind>', 'sigmoid (DPO) or ipo')
     .option('--lr <x>', 'peak learning rate (paper: 1e-6)')
     .option('--lr-end <x>', 'final learning rate (paper: 1e-7)')
-    .option('--schedule <s>', 'cosine, linear or constant')
-    .option('--warmup-steps <n>', 'linear warmup steps')
     .option('--batch-size <n>', 'pairs per optimizer step (paper: 16)')
-    .option('--gradient-accumulation <n>', 'micro-batches per optimizer step')
-    .option('--epochs <n>', 'passes over the pairs')
-    .option('--max-steps <n>', 'stop after this many optimizer steps')
-    .option('--dropout <p>', 'dropout')
-    .option('--weight-decay <x>', 'AdamW decoupled weight decay')
-    .option('--grad-clip <x>', 'clip the global gradient norm')
-    .option('--max-seq-len <n>', 'truncate prompt + response to this many tokens')
-    .option('--checkpoint-every-steps <n>', 'save resumable state every n steps')
-    .option('--checkpoint-every-seconds <n>', '... or every n seconds')
-    .option('--seed <n>', 'seed for shuffling and dropout', '0')
-    .option('--state <dir|uri>', 'where resumable state goes (default: <out>.state)')
-    .option('--tokenizer <bytes>', 'use the built-in byte tokenizer')
-    .option('--save-dtype <dtype>', 'float32 or bfloat16', 'float32')
+    .option('--dropout <p>', 'dropout');
+  withTrainingOptions(dpo)
     .option('--json', 'print a JSON summary with the first, last and final metrics')
     .action(async (o) => (await import('./train.js')).trainDpoCommand(o));
 

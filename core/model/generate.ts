@@ -43,14 +43,13 @@ export interface GenerateResult {
   finishReasons: FinishReason[];
 }
 
-/** Chooses a token from one logits row. */
-export function chooseToken(logits: Float32Array, options: GenerateOptions): number {
+/** Chooses a token from one logits row (`rng`: the row's own generator, default options.rng). */
+export function chooseToken(logits: Float32Array, options: GenerateOptions, rng: Rng | undefined = options.rng): number {
   if (options.greedy) {
     let best = 0;
     for (let i = 1; i < logits.length; i++) if (logits[i]! > logits[best]!) best = i;
     return best;
   }
-  const rng = options.rng;
   if (!rng) throw new InvalidInputError('sampling needs a seeded rng (or greedy: true)');
   const temperature = options.temperature ?? 1;
   if (!(temperature > 0)) throw new InvalidInputError(`temperature must be > 0 (got ${temperature}); use greedy for argmax`);
@@ -148,7 +147,7 @@ export async function generate(model: DecoderModel, prompts: number[][], options
     for (let step = 0; step < options.maxNewTokens; step++) {
       const chosen = prompts.map((_, b) => {
         if (reasons[b]) return pad;
-        const token = options.greedy ? last[b]! : chooseToken(last.subarray(b * vocabSize, (b + 1) * vocabSize) as Float32Array, options.rngs ? { ...options, rng: options.rngs[b]! } : options);
+        const token = options.greedy ? last[b]! : chooseToken(last.subarray(b * vocabSize, (b + 1) * vocabSize) as Float32Array, options, options.rngs?.[b] ?? options.rng);
         out[b]!.push(token);
         if (eos !== null && eos !== undefined && token === eos) reasons[b] = 'eos';
         else if (options.stopSequences?.some((s) => endsWith(out[b]!, s))) reasons[b] = 'stop';
