@@ -60,12 +60,14 @@ export function createPipelineActivities(deps: PipelineDeps = defaultDeps) {
     answerEvalPrompts: activity(deps, steps.responsesStep, true),
     headToHead: activity(deps, steps.headToHeadStep, true),
     judgeMetrics: activity(deps, steps.judgeMetricsStep, true),
+    diagnoseIteration: activity(deps, steps.iterationDiagnosticsStep, false),
+    evaluateWithOracle: activity(deps, steps.oracleEvalStep, true),
     writeReport: reportingFailures(async (input: { config: RunConfig; runId: string; report: steps.RunReport }) => steps.reportStep(await contextFor(deps, input.config, false), input)),
   };
 }
 
 /** The activities that need a model in memory: they run on the model task queue. */
-export const MODEL_ACTIVITIES = ['prepareBase', 'trainSft', 'generatePrompts', 'sampleCandidates', 'judgeCandidates', 'trainDpo', 'answerEvalPrompts', 'headToHead', 'judgeMetrics'] as const;
+export const MODEL_ACTIVITIES = ['prepareBase', 'trainSft', 'generatePrompts', 'sampleCandidates', 'judgeCandidates', 'trainDpo', 'answerEvalPrompts', 'headToHead', 'judgeMetrics', 'evaluateWithOracle'] as const;
 
 // Type-only surface for workflows (`import type * as pipeline`).
 const bound = createPipelineActivities();
@@ -80,4 +82,6 @@ export const trainDpo = bound.trainDpo;
 export const answerEvalPrompts = bound.answerEvalPrompts;
 export const headToHead = bound.headToHead;
 export const judgeMetrics = bound.judgeMetrics;
+export const diagnoseIteration = bound.diagnoseIteration;
+export const evaluateWithOracle = bound.evaluateWithOracle;
 export const writeReport = bound.writeReport;

@@ -1,8 +1,9 @@
 import { WorkflowExecutionAlreadyStartedError, type Client, type WorkflowHandle } from '@temporalio/client';
+import { renderText } from '../core/pipeline/report';
 import { validateRunId } from '../core/store/keys';
 import { createWorkers, connectWorker, runWorkers } from '../workers/create';
 import { SrlmRunId, SrlmStage } from '../workflows/search-attributes';
-import type { RunInput, RunProgress, RunResult } from '../workflows/types';
+import { iterationWorkflowId, type RunInput, type RunProgress, type RunResult } from '../workflows/types';
 import { describeHeartbeat, pendingActivities } from './runs';
 import { connectClient, defaultRunId, log, printJson, resolveRunConfig, resolveTarget, type ConfigOptions } from './common';
 
@@ -52,12 +53,9 @@ export async function runCommand(opts: RunOptions): Promise<void> {
     if (opts.json) printJson(result);
     else {
       log(`run ${runId} finished: ${result.completed.length} steps`);
-      // Undefined metrics (NaN) arrive as null through Temporal's JSON.
-      const pct = (x: number | null) => (x === null || !Number.isFinite(x) ? 'n/a' : `${(100 * x).toFixed(1)}%`);
-      const num = (x: number | null) => (x === null || !Number.isFinite(x) ? 'n/a' : x.toFixed(3));
-      for (const h of result.report.headToHead) log(`  ${h.a} vs ${h.b} (${h.judge}): ${h.wins}/${h.ties}/${h.losses} win/tie/loss, win rate ${pct(h.winRate)} [${pct(h.ci95[0])}, ${pct(h.ci95[1])}]`);
-      for (const j of result.report.judgeMetrics) log(`  ${j.model} as a judge: pairwise accuracy ${pct(j.pairwiseAccuracy)}, Spearman ${num(j.spearman)}, Kendall ${num(j.kendall)}`);
+      process.stderr.write(`\n${renderText(result.report)}\n`);
       log(`report: ${result.reportRefs.markdown.uri}`);
+      if (result.reportRefs.html) log(`        ${result.reportRefs.html.uri} (charts)`);
     }
   } finally {
     await client.connection.close();
@@ -101,9 +99,9 @@ function watchProgress(client: Client, handle: WorkflowHandle, runId: string): {
     try {
       const p = await handle.query<RunProgress>('progress');
       const now = await pendingActivities(handle);
-      if (p.stage === 'iteration') now.push(...(await pendingActivities(client.workflow.getHandle(`${runId}/iteration-${p.iteration}`)).catch(() => [])));
+      if (p.stage === 'iteration' || p.stage === 'arm') now.push(...(await pendingActivities(client.workflow.getHandle(iterationWorkflowId(runId, p.iteration, p.arm))).catch(() => [])));
       const current = now[0];
-      const where = `${p.iteration ? `iteration ${p.iteration}/${p.iterations}, ` : ''}${p.stage}`;
+      const where = p.arm ? `${p.arm} arm (${p.arm === 'control' ? 'random' : 'oracle'} judge), iteration ${p.iteration}/${p.iterations}` : `${p.iteration ? `iteration ${p.iteration}/${p.iterations}, ` : ''}${p.stage}`;
       const line = current ? `${where}: ${current.activity}${current.attempt > 1 ? ` (attempt ${current.attempt})` : ''}  ${describeHeartbeat(current.heartbeat)}` : where;
       const head = line.split('  ')[0];
       // A new step prints at once; progress within a step at most every 5 seconds.
@@ -114,7 +112,7 @@ function watchProgress(client: Client, handle: WorkflowHandle, runId: string): {
       }
       if (p.failed && failedShown !== p.failed.failedAt && !stopped) {
         failedShown = p.failed.failedAt;
-        log(`  iteration ${p.failed.iteration} FAILED in ${p.failed.step}: ${p.failed.message}`);
+        log(`  ${p.failed.arm ? `${p.failed.arm} arm, ` : ''}iteration ${p.failed.iteration} FAILED in ${p.failed.step}: ${p.failed.message}`);
         log(`  the run waits; retry it with: srlm retry ${runId} --iteration ${p.failed.iteration} [--set dpo.lr=...]`);
       }
     } catch {

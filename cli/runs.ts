@@ -8,9 +8,9 @@ import * as path from 'node:path';
 import { IterationOverride } from '../core/config/schema';
 import { formatPath } from '../core/config/load';
 import { InvalidInputError } from '../core/errors';
-import { renderMarkdown } from '../core/pipeline/steps';
+import { renderHtml, renderMarkdown } from '../core/pipeline/report';
 import { validateRunId } from '../core/store/keys';
-import type { RetryRequest, RunProgress, RunResult } from '../workflows/types';
+import { iterationWorkflowId, type RetryRequest, type RunProgress, type RunResult } from '../workflows/types';
 import { connectClient, printJson, resolveRunConfig, resolveTarget, type ConfigOptions } from './common';
 
 async function withRun<T>(runId: string, opts: ConfigOptions, use: (client: Client, handle: WorkflowHandle) => Promise<T>): Promise<T> {
@@ -76,9 +76,9 @@ export async function statusCommand(runId: string, opts: ConfigOptions & { json?
     let now: ActivityNow[] = [];
     if (running) {
       now = await pendingActivities(handle);
-      if (progress?.stage === 'iteration') {
+      if (progress?.stage === 'iteration' || progress?.stage === 'arm') {
         try {
-          now.push(...(await pendingActivities(client.workflow.getHandle(`${runId}/iteration-${progress.iteration}`))));
+          now.push(...(await pendingActivities(client.workflow.getHandle(iterationWorkflowId(runId, progress.iteration, progress.arm)))));
         } catch {
           /* the child has not started yet */
         }
@@ -164,6 +164,7 @@ export async function reportCommand(runId: string, opts: ConfigOptions & { out?:
       mkdirSync(opts.out, { recursive: true });
       writeFileSync(path.join(opts.out, 'report.json'), `${JSON.stringify(result.report, null, 2)}\n`);
       writeFileSync(path.join(opts.out, 'report.md'), renderMarkdown(result.report));
+      writeFileSync(path.join(opts.out, 'report.html'), renderHtml(result.report));
     }
     if (opts.json) printJson(result.report);
     else process.stdout.write(renderMarkdown(result.report));

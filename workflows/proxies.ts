@@ -21,8 +21,8 @@ export function on(config: RunConfig, queue: 'model' | 'orchestration', summary:
 }
 
 /** Runs one step, recording it (running → completed / reused / failed) for the progress query. */
-export async function recorded<T>(steps: StepRecord[], name: string, iteration: number | undefined, run: () => Promise<T>, artifactOf?: (r: T) => StepRecord['artifact']): Promise<T> {
-  const record: StepRecord = { step: name, status: 'running', startedAt: new Date().toISOString(), ...(iteration !== undefined ? { iteration } : {}) };
+export async function recorded<T>(steps: StepRecord[], name: string, iteration: number | undefined, run: () => Promise<T>, artifactOf?: (r: T) => StepRecord['artifact'], arm?: StepRecord['arm']): Promise<T> {
+  const record: StepRecord = { step: name, status: 'running', startedAt: new Date().toISOString(), ...(iteration !== undefined ? { iteration } : {}), ...(arm ? { arm } : {}) };
   steps.push(record);
   try {
     const result = await run();

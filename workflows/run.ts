@@ -12,10 +12,11 @@ import {
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
+import { judgeRow, modelRow, oracleEvaluation } from './evaluate';
 import { selfRewardingIteration } from './iteration';
 import { on, recorded } from './proxies';
 import { SrlmIteration, SrlmLatestWinRate, SrlmRunId, SrlmStage } from './search-attributes';
-import type { FailedIteration, RetryRequest, RunInput, RunProgress, RunResult, RunState, Stage } from './types';
+import { iterationWorkflowId, type Arm, type FailedIteration, type LineReport, type LineState, type RetryRequest, type RunConfig, type RunInput, type RunProgress, type RunResult, type RunState, type Stage } from './types';
 
 export const progressQuery = defineQuery<RunProgress>('progress');
 export const pauseSignal = defineSignal('pause');
@@ -26,6 +27,9 @@ export const extendIterationsUpdate = defineUpdate<number, [number]>('extendIter
 export const retryIterationUpdate = defineUpdate<{ iteration: number; attempt: number }, [RetryRequest]>('retryIteration');
 
 const SECTIONS = ['prompts', 'candidates', 'judge', 'pairs', 'dpo'];
+/** Who scores the candidates in each reference arm. */
+const ARM_JUDGE = { control: 'random', ceiling: 'oracle' } as const satisfies Record<Arm, string>;
+const emptyLine = (): LineReport => ({ headToHead: [], judgeMetrics: [], pairs: [], prompts: [], training: [], dpo: [], models: [] });
 
 /** Where a child iteration's failure came from: the activity that failed for good, and why. */
 function describeFailure(err: unknown): { step: string; message: string } {
@@ -56,9 +60,9 @@ export async function selfRewardingRun(input: RunInput): Promise<RunResult> {
     responses: {},
     generatedPrompts: [],
     iterationsDone: 0,
-    report: { runId, headToHead: [], judgeMetrics: [], pairs: [], prompts: [], training: [], models: {} },
+    report: { runId, ...emptyLine() },
   };
-  const progress: RunProgress = { runId, stage: 'starting', iteration: state.iterationsDone, iterations: config.iterations.count, paused: false, steps: [], failed: null, latestWinRate: null };
+  const progress: RunProgress = { runId, stage: 'starting', iteration: state.iterationsDone, iterations: config.iterations.count, arm: null, paused: false, steps: [], failed: null, latestWinRate: state.report.headToHead.findLast((h) => h.b === `M${state.iterationsDone}`)?.winRate ?? null };
   let retry: RetryRequest | null = null;
 
   setHandler(progressQuery, () => progress);
@@ -140,6 +144,7 @@ export async function selfRewardingRun(input: RunInput): Promise<RunResult> {
   }
   if (state.iterationsDone === 0 && !state.report.headToHead.some((h) => h.a === 'M1' && h.b === 'SFT')) {
     setStage('evaluate');
+    const evaluations: Record<string, Awaited<ReturnType<typeof oracleEvaluation>>> = {};
     if (data.evalPrompts) {
       const evalPrompts = data.evalPrompts;
       for (const name of ['SFT', 'M1']) {
@@ -152,66 +157,123 @@ export async function selfRewardingRun(input: RunInput): Promise<RunResult> {
       state.report.headToHead.push(h.summary);
       progress.latestWinRate = h.summary.winRate;
       upsertSearchAttributes([{ key: SrlmLatestWinRate, value: h.summary.winRate }]);
+      for (const name of ['SFT', 'M1']) {
+        evaluations[name] = await oracleEvaluation(steps, config, { runId, name, model: state.models[name]!, responses: state.responses[name]!, evalPrompts });
+        state.report.models.push(modelRow(name, evaluations[name] ?? null));
+      }
     }
     if (data.rankedEval) {
       const rankedEval = data.rankedEval;
       for (const name of ['SFT', 'M1']) {
         const r = await recorded(steps, `judgeMetrics[${name}]`, undefined, () => on(config, 'model', `${name} as a judge on held-out ranked sets`).judgeMetrics({ runId, config, name, model: state.models[name]!, rankedEval }));
-        state.report.judgeMetrics.push({ model: name, ...r.metrics });
+        state.report.judgeMetrics.push(judgeRow(name, r.metrics, evaluations[name] ?? null));
       }
     }
   }
 
-  while (state.iterationsDone < config.iterations.count) {
-    await gate();
-    const t = state.iterationsDone + 1;
-    progress.iteration = t;
-    setStage('iteration');
-    const from = `M${t}`;
-    let attempt = 1;
-    for (;;) {
-      try {
-        const result = await executeChild(selfRewardingIteration, {
-          workflowId: `${runId}/iteration-${t}`,
-          args: [{ runId, config, iteration: t, model: { name: from, ref: state.models[from]!, ...(state.responses[from] ? { responses: state.responses[from] } : {}) }, sft: { ref: state.models.SFT!, ...(state.responses.SFT ? { responses: state.responses.SFT } : {}) }, data, earlierPrompts: state.generatedPrompts }],
-          staticSummary: `Iteration ${t}: ${from} → M${t + 1} (self-instruct, self-judge, DPO)${attempt > 1 ? `, attempt ${attempt}` : ''}`,
-        });
-        state.models[result.name] = result.model;
-        if (result.responses) state.responses[result.name] = result.responses;
-        state.generatedPrompts.push(result.prompts.ref);
-        for (const k of ['headToHead', 'judgeMetrics', 'pairs', 'prompts', 'training'] as const) (state.report[k] as unknown[]).push(...result.report[k]);
-        steps.push(...result.steps);
-        const vsPrevious = result.report.headToHead.find((h) => h.b === from);
-        if (vsPrevious) {
-          progress.latestWinRate = vsPrevious.winRate;
-          upsertSearchAttributes([{ key: SrlmLatestWinRate, value: vsPrevious.winRate }]);
+  /** The config an arm's iterations run with: the run's, with the arm's judge scoring the candidates. */
+  const configFor = (arm: Arm | undefined): RunConfig =>
+    arm ? { ...config, iterations: { ...config.iterations, settings: { ...config.iterations.settings, judge: { ...config.iterations.settings.judge, by: ARM_JUDGE[arm] } } } } : config;
+  const arms = config.evaluation.arms;
+  const lineOf = (arm: Arm | undefined): LineState => (arm ? ((state.arms ??= {})[arm] ??= { models: {}, responses: {}, generatedPrompts: [], iterationsDone: 0 }) : state);
+  const reportOf = (arm: Arm | undefined): LineReport => (arm ? (state.report[arm] ??= { judge: ARM_JUDGE[arm], ...emptyLine() }) : state.report);
+  const allDone = () => state.iterationsDone >= config.iterations.count && arms.every((a) => (state.arms?.[a]?.iterationsDone ?? 0) >= config.iterations.count);
+
+  /**
+   * The iterations of one line: the method's (M1 → M2 → ...), or an arm's from the shared M1. An
+   * iteration that fails for good marks the run's progress failed and waits for `retryIteration`.
+   */
+  const runLine = async (arm: Arm | undefined) => {
+    const line = lineOf(arm);
+    const out = reportOf(arm);
+    while (line.iterationsDone < config.iterations.count) {
+      await gate();
+      const t = line.iterationsDone + 1;
+      progress.iteration = t;
+      progress.arm = arm ?? null;
+      setStage(arm ? 'arm' : 'iteration');
+      const from = `M${t}`;
+      // An arm starts from the method's M1 (everything up to M1 is shared) and goes on with its own models.
+      const fromRef = t === 1 ? state.models.M1! : line.models[from]!;
+      const fromResponses = t === 1 ? state.responses.M1 : line.responses[from];
+      let attempt = 1;
+      for (;;) {
+        try {
+          const result = await executeChild(selfRewardingIteration, {
+            workflowId: iterationWorkflowId(runId, t, arm),
+            args: [{ runId, config: configFor(arm), iteration: t, model: { name: from, ref: fromRef, ...(fromResponses ? { responses: fromResponses } : {}) }, sft: { ref: state.models.SFT!, ...(state.responses.SFT ? { responses: state.responses.SFT } : {}) }, data, earlierPrompts: line.generatedPrompts, ...(arm ? { arm } : {}) }],
+            staticSummary: arm
+              ? `${arm} arm, iteration ${t}: ${from} → M${t + 1} with a ${ARM_JUDGE[arm]} judge picking the pairs (a reference, not the method)${attempt > 1 ? `, attempt ${attempt}` : ''}`
+              : `Iteration ${t}: ${from} → M${t + 1} (self-instruct, self-judge, DPO)${attempt > 1 ? `, attempt ${attempt}` : ''}`,
+          });
+          line.models[result.name] = result.model;
+          if (result.responses) line.responses[result.name] = result.responses;
+          line.generatedPrompts.push(result.prompts.ref);
+          for (const k of ['headToHead', 'judgeMetrics', 'pairs', 'prompts', 'training', 'dpo', 'models'] as const) (out[k] as unknown[]).push(...result.report[k]);
+          steps.push(...result.steps);
+          const vsPrevious = result.report.headToHead.find((h) => h.b === from);
+          if (vsPrevious && !arm) {
+            progress.latestWinRate = vsPrevious.winRate;
+            upsertSearchAttributes([{ key: SrlmLatestWinRate, value: vsPrevious.winRate }]);
+          }
+          break;
+        } catch (err) {
+          const { step, message } = describeFailure(err);
+          const failed: FailedIteration = { iteration: t, ...(arm ? { arm } : {}), step, message, failedAt: new Date().toISOString(), retryCommand: `srlm retry ${runId} --iteration ${t} [--set dpo.lr=...]`, attempts: attempt };
+          progress.failed = failed;
+          setStage('iteration-failed');
+          await condition(() => retry !== null);
+          const request: RetryRequest = retry!;
+          retry = null;
+          if (request.override && Object.keys(request.override).length > 0) {
+            config = { ...config, iterations: { ...config.iterations, overrides: [...config.iterations.overrides, { iteration: t, ...request.override }] } };
+          }
+          attempt++;
+          progress.failed = null;
+          setStage(arm ? 'arm' : 'iteration');
         }
-        break;
-      } catch (err) {
-        const { step, message } = describeFailure(err);
-        const failed: FailedIteration = { iteration: t, step, message, failedAt: new Date().toISOString(), retryCommand: `srlm retry ${runId} --iteration ${t} [--set dpo.lr=...]`, attempts: attempt };
-        progress.failed = failed;
-        setStage('iteration-failed');
-        await condition(() => retry !== null);
-        const request: RetryRequest = retry!;
-        retry = null;
-        if (request.override && Object.keys(request.override).length > 0) {
-          config = { ...config, iterations: { ...config.iterations, overrides: [...config.iterations.overrides, { iteration: t, ...request.override }] } };
-        }
-        attempt++;
-        progress.failed = null;
-        setStage('iteration');
+      }
+      line.iterationsDone = t;
+      // A fresh workflow run (same ID) keeps the history short over many iterations: when the server
+      // suggests it, or every `continueAsNewEvery` iterations. The state carries everything done so far.
+      const every = config.temporal.continueAsNewEvery ?? 0;
+      if ((workflowInfo().continueAsNewSuggested || (every > 0 && t % every === 0)) && !allDone()) {
+        const completed = [...(state.completedBefore ?? []), ...completedSteps(steps)];
+        await continueAsNew<typeof selfRewardingRun>({ ...input, config, resume: { ...state, completedBefore: completed, continuedAsNew: (state.continuedAsNew ?? 0) + 1 } });
       }
     }
-    state.iterationsDone = t;
-    if (workflowInfo().continueAsNewSuggested && state.iterationsDone < config.iterations.count) {
-      await continueAsNew<typeof selfRewardingRun>({ ...input, config, resume: state });
-    }
+  };
+
+  // The method's iterations first (its rows are the result), then the arms; again if the count grew meanwhile.
+  while (!allDone()) {
+    await runLine(undefined);
+    for (const arm of arms) await runLine(arm);
   }
+  progress.arm = null;
 
   setStage('report');
-  state.report.models = { ...state.models };
-  const reportRefs = await recorded(steps, 'writeReport', undefined, () => on(config, 'orchestration', 'write the report (JSON and Markdown)').writeReport({ runId, config, report: state.report }), (r) => r.json);
+  const uris = (line: LineState, report: LineReport) => {
+    for (const [name, ref] of Object.entries(line.models)) {
+      const row = report.models.find((m) => m.name === name);
+      if (row) row.uri = ref.uri;
+      else report.models.push({ name, oracleMean: null, sampledOracleMean: null, uri: ref.uri });
+    }
+    report.models.sort((a, b) => modelOrder(a.name) - modelOrder(b.name));
+  };
+  uris(state, state.report);
+  for (const arm of arms) if (state.arms?.[arm] && state.report[arm]) uris(state.arms[arm]!, state.report[arm]!);
+  const reportRefs = await recorded(steps, 'writeReport', undefined, () => on(config, 'orchestration', 'write the report (JSON, Markdown, HTML with charts)').writeReport({ runId, config, report: state.report }), (r) => r.json);
   setStage('done');
-  return { runId: workflowInfo().workflowId, configRef: state.configRef, completed: steps.filter((s) => s.status !== 'failed').map((s) => s.step), report: state.report, reportRefs };
+  return { runId: workflowInfo().workflowId, configRef: state.configRef, completed: [...(state.completedBefore ?? []), ...completedSteps(steps)], report: state.report, reportRefs };
+}
+
+/** M0, SFT, M1, M2, ...: the order models are made in. */
+function modelOrder(name: string): number {
+  if (name === 'M0') return -2;
+  if (name === 'SFT') return -1;
+  return Number(name.slice(1)) || 0;
+}
+
+function completedSteps(steps: { step: string; status: string; arm?: string }[]): string[] {
+  return steps.filter((s) => s.status !== 'failed').map((s) => (s.arm ? `${s.arm}/${s.step}` : s.step));
 }

@@ -5,9 +5,9 @@
  */
 import type { ArtifactRef } from '../core/store/artifact';
 import type { IterationOverride, RunConfig } from '../core/config/schema';
-import type { RunReport } from '../core/pipeline/steps';
+import type { Arm, LineReport, RunReport } from '../core/pipeline/report';
 
-export type { ArtifactRef, RunConfig, RunReport };
+export type { Arm, ArtifactRef, LineReport, RunConfig, RunReport };
 
 export interface RunInput {
   runId: string;
@@ -19,7 +19,7 @@ export interface RunInput {
   resume?: RunState;
 }
 
-export type Stage = 'starting' | 'config' | 'data' | 'base' | 'sft' | 'evaluate' | 'iteration' | 'iteration-failed' | 'paused' | 'report' | 'done';
+export type Stage = 'starting' | 'config' | 'data' | 'base' | 'sft' | 'evaluate' | 'iteration' | 'arm' | 'iteration-failed' | 'paused' | 'report' | 'done';
 
 export interface StepRecord {
   step: string;
@@ -27,11 +27,15 @@ export interface StepRecord {
   startedAt: string;
   finishedAt?: string;
   iteration?: number;
+  /** The reference arm the step belongs to (absent: the method). */
+  arm?: Arm;
   artifact?: ArtifactRef;
 }
 
 export interface FailedIteration {
   iteration: number;
+  /** The reference arm whose iteration failed (absent: the method's). */
+  arm?: Arm;
   /** The activity that failed for good, e.g. trainDpo. */
   step: string;
   message: string;
@@ -41,11 +45,9 @@ export interface FailedIteration {
   attempts: number;
 }
 
-/** The run's results so far: small, so it travels through continue-as-new. */
-export interface RunState {
-  configRef?: ArtifactRef;
-  data?: { ift: ArtifactRef; eft: ArtifactRef; evalPrompts?: ArtifactRef; rankedEval?: ArtifactRef };
-  /** Model name (M0, SFT, M1, M2, ...) → checkpoint index ref. */
+/** A line of models made by iterations: the method's, or a reference arm's (from the shared M1). */
+export interface LineState {
+  /** Model name (M0, SFT, M1, M2, ...) → checkpoint index ref. An arm's holds only its own (M2, ...). */
   models: Record<string, ArtifactRef>;
   /** Model name → its answers to the evaluation prompts. */
   responses: Record<string, ArtifactRef>;
@@ -53,7 +55,19 @@ export interface RunState {
   generatedPrompts: ArtifactRef[];
   /** Iterations completed (1 = M1 → M2). */
   iterationsDone: number;
+}
+
+/** The run's results so far: small, so it travels through continue-as-new. */
+export interface RunState extends LineState {
+  configRef?: ArtifactRef;
+  data?: { ift: ArtifactRef; eft: ArtifactRef; evalPrompts?: ArtifactRef; rankedEval?: ArtifactRef };
+  /** The reference arms' lines, once started. */
+  arms?: Partial<Record<Arm, LineState>>;
   report: RunReport;
+  /** Steps completed by earlier workflow runs of this run (before a continue-as-new). */
+  completedBefore?: string[];
+  /** How many times this run has continued as new. */
+  continuedAsNew?: number;
 }
 
 export interface RunProgress {
@@ -61,6 +75,8 @@ export interface RunProgress {
   stage: Stage;
   iteration: number;
   iterations: number;
+  /** The reference arm being run (stage `arm`), else null. */
+  arm: Arm | null;
   paused: boolean;
   steps: StepRecord[];
   failed: FailedIteration | null;
@@ -72,7 +88,7 @@ export interface RunResult {
   configRef: ArtifactRef;
   completed: string[];
   report: RunReport;
-  reportRefs: { json: ArtifactRef; markdown: ArtifactRef };
+  reportRefs: { json: ArtifactRef; markdown: ArtifactRef; html: ArtifactRef };
 }
 
 export interface IterationInput {
@@ -84,6 +100,8 @@ export interface IterationInput {
   sft: { ref: ArtifactRef; responses?: ArtifactRef };
   data: NonNullable<RunState['data']>;
   earlierPrompts: ArtifactRef[];
+  /** A reference arm's iteration (its config's judge.by is the arm's judge); absent: the method's. */
+  arm?: Arm;
 }
 
 export interface IterationResult {
@@ -92,7 +110,7 @@ export interface IterationResult {
   name: string;
   responses?: ArtifactRef;
   prompts: { ref: ArtifactRef; count: number };
-  report: Pick<RunReport, 'headToHead' | 'judgeMetrics' | 'pairs' | 'prompts' | 'training'>;
+  report: LineReport;
   steps: StepRecord[];
 }
 
@@ -104,3 +122,6 @@ export interface RetryRequest {
 
 /** Failure types that retrying cannot fix; activities also mark them non-retryable themselves. */
 export const NON_RETRYABLE_ERROR_TYPES = ['InvalidInputError', 'ConfigError', 'ArtifactIntegrityError', 'ArtifactNotFoundError', 'TrainingFailedError', 'DatasetError'];
+
+/** The workflow ID of an iteration: `<runId>/iteration-<t>`, or `<runId>/<arm>/iteration-<t>` in a reference arm. */
+export const iterationWorkflowId = (runId: string, iteration: number, arm?: Arm | null) => (arm ? `${runId}/${arm}/iteration-${iteration}` : `${runId}/iteration-${iteration}`);

@@ -26,7 +26,8 @@ export const PRESETS: Record<string, RunConfigInput> = {
         dpo: { lr: 1e-4, lrEnd: 1e-5, beta: 0.1, batchSize: 8, epochs: 2, dropout: 0, maxSeqLen: 128, warmupSteps: 2 },
       },
     },
-    evaluation: { judge: 'oracle', maxNewTokens: 12 },
+    // The random-judge (floor) and oracle-judge (ceiling) arms run after the method's iterations.
+    evaluation: { judge: 'oracle', maxNewTokens: 12, onPolicyPrompts: 50, arms: ['control', 'ceiling'] },
   },
 };
 

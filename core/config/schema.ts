@@ -102,6 +102,12 @@ export const JudgeSettings = z
     maxNewTokens: positiveInt.default(128),
     /** Path or URI of a judge prompt template; the built-in additive 5-point rubric when absent. */
     template: z.string().optional(),
+    /**
+     * Who scores the candidates that make the pairs: `self` (the model being trained — the method),
+     * or, for the reference arms only, `random` (a seeded uniform 0..5 score: the floor) or `oracle`
+     * (a built-in world's programmatic judge: the ceiling).
+     */
+    by: z.enum(['self', 'random', 'oracle']).default('self'),
   })
   .prefault({});
 
@@ -181,6 +187,19 @@ export const EvaluationSettings = z
     maxNewTokens: positiveInt.default(256),
     /** Also compare with sampled decoding, beside greedy. */
     sampled: z.boolean().default(false),
+    /**
+     * Built-in worlds only: held-out prompts on which each model samples candidates (as in an
+     * iteration) and judges them itself, to measure its judge against the oracle on its own
+     * outputs ("on-policy" accuracy). 0 turns it off.
+     */
+    onPolicyPrompts: z.number().int().nonnegative().default(50),
+    /**
+     * Reference arms (built-in worlds only), run after the method's iterations from the same M1 with
+     * the same settings but another judge choosing the pairs: `control` (a random judge, the floor)
+     * and `ceiling` (the oracle, the best pairs the training step can get). Diagnostics: nothing
+     * from an arm flows into the method's models.
+     */
+    arms: z.array(z.enum(['control', 'ceiling'])).default([]),
   })
   .prefault({});
 
@@ -225,6 +244,11 @@ export const TemporalSettings = z
       .optional(),
     /** A model activity that sends no heartbeat for this long is considered lost and retried (resuming from saved state). */
     heartbeatTimeoutSeconds: positiveInt.default(300),
+    /**
+     * Start a fresh workflow run (continue-as-new, same workflow ID) after this many iterations, to
+     * keep each run's history short. 0: only when the server suggests it (its history grew large).
+     */
+    continueAsNewEvery: z.number().int().min(0).default(0),
     /** Name of the environment variable that holds an API key (Temporal Cloud). Never the key itself. */
     apiKeyEnv: z.string().regex(/^[A-Z_][A-Z0-9_]*$/, 'expected an environment variable name').optional(),
   })
@@ -248,6 +272,11 @@ export const RunConfig = z.strictObject({
   store: StoreSettings,
   temporal: TemporalSettings,
   compute: ComputeSettings,
+}).superRefine((c, ctx) => {
+  // The oracle belongs to a built-in world: without one there is nothing to measure arms against.
+  if (c.model.base.startsWith('builtin:')) return;
+  if (c.evaluation.arms.length > 0) ctx.addIssue({ code: 'custom', path: ['evaluation', 'arms'], message: 'the reference arms need a built-in world with an oracle (model.base builtin:<name>)' });
+  if (c.iterations.settings.judge.by === 'oracle') ctx.addIssue({ code: 'custom', path: ['iterations', 'settings', 'judge', 'by'], message: '"oracle" needs a built-in world (model.base builtin:<name>)' });
 });
 export type RunConfig = z.infer<typeof RunConfig>;
 export type RunConfigInput = z.input<typeof RunConfig>;

@@ -20,6 +20,7 @@ import { CandidateRow, EftRow, HeadToHeadRow, IftRow, JudgmentRow, PairRow, Prom
 import { InvalidInputError, SrlmError } from '../errors';
 import { evaluateJudge, headToHead, modelJudge, respond, type PointwiseJudge } from '../eval/head-to-head';
 import type { HeadToHeadSummary, RewardModelMetrics } from '../eval/metrics';
+import { meanJudgeScores, onPolicyAccuracy, pairOracleCounts, type OnPolicyAccuracy, type PairOracleCounts } from '../eval/oracle-diagnostics';
 import { judgePrompt } from '../judge/prompt';
 import { generateCandidates } from '../method/candidates';
 import { preferencePair, sftExample } from '../method/examples';
@@ -28,6 +29,7 @@ import { buildPairs, type PairStats } from '../method/pairs';
 import { generatePrompts } from '../method/prompts';
 import { loadTextModel, saveTextModel, type TextModel } from '../method/text-model';
 import type { ArtifactRef, ArtifactStore } from '../store/artifact';
+import { deriveSeed, Rng } from '../random';
 import { validateRunId } from '../store/keys';
 import { trainDpo, type DpoProgress } from '../train/dpo';
 import type { DpoMetrics } from '../train/dpo-loss';
@@ -35,7 +37,10 @@ import { trainSft } from '../train/sft';
 import { TrainingStateStore } from '../train/state';
 import { fetchModel, getJson, getJsonl, putJson, putJsonl, putModel } from './artifacts';
 import '../worlds/index'; // registers the built-in worlds (builtin:tiny)
+import { renderHtml, renderMarkdown, type RunReport } from './report';
 import { loadWorld, type BuiltinWorld } from './world';
+
+export type { RunReport } from './report';
 
 /** What a running step can report: heartbeats with progress a person can read. */
 export interface StepContext {
@@ -327,11 +332,40 @@ export async function judgeStep(
   const key = stepKey(input.runId, `iteration-${input.iteration}/judgments-${input.shard}`, { model: refId(input.model), candidates: refId(input.candidates), s, template: template ?? null, seed: input.config.seed });
   return once(ctx, key, async () => {
     const candidates = await getJsonl(ctx.store, input.candidates, CandidateRow);
-    const out = await withModel(ctx, input.model, (tm) =>
-      judgeCandidates(tm, candidates, { ...s, ...(template ? { template } : {}) }, input.config.seed + input.iteration, (done, total) => ctx.heartbeat({ phase: `self-judging, iteration ${input.iteration}, shard ${input.shard + 1}`, step: done, total })),
-    );
+    const seed = input.config.seed + input.iteration;
+    const out =
+      s.by === 'self'
+        ? await withModel(ctx, input.model, (tm) =>
+            judgeCandidates(tm, candidates, { ...s, ...(template ? { template } : {}) }, seed, (done, total) => ctx.heartbeat({ phase: `self-judging, iteration ${input.iteration}, shard ${input.shard + 1}`, step: done, total })),
+          )
+        : await referenceJudgments(input.config, candidates, s.by, s.samples, seed);
     return { judgments: await putJsonl(ctx.store, `${key}/judgments.jsonl`, out.judgments, JudgmentRow), stats: out.stats };
   });
+}
+
+/**
+ * The reference arms' judgments, in the shape of the model's: `random` draws each score uniformly
+ * from 0..5 (seeded per candidate and sample), `oracle` gives the world's score every time.
+ */
+async function referenceJudgments(config: RunConfig, candidates: CandidateRow[], by: 'random' | 'oracle', samples: number, seed: number): Promise<{ judgments: JudgmentRow[]; stats: JudgingStats }> {
+  let scoreOf: (c: CandidateRow, sample: number) => Promise<number>;
+  if (by === 'random') {
+    scoreOf = async (c, sample) => new Rng(deriveSeed(seed, 'random-judge', c.promptId, c.index, sample)).int(6);
+  } else {
+    const oracle = await oracleOf(config);
+    if (!oracle) throw new InvalidInputError('judge.by "oracle" needs a built-in world (model.base builtin:<name>)');
+    scoreOf = async (c) => oracle(c.instruction, c.response);
+  }
+  const judgments: JudgmentRow[] = [];
+  for (const c of candidates) for (let k = 0; k < samples; k++) judgments.push({ promptId: c.promptId, candidate: c.index, sample: k, reply: `(${by} judge)`, score: await scoreOf(c, k) });
+  return { judgments, stats: { judgments: judgments.length, parsed: judgments.length, failed: 0, failureRate: 0 } };
+}
+
+/** The world's oracle as a score function, or null when the run has no built-in world. */
+async function oracleOf(config: RunConfig): Promise<((instruction: string, response: string) => number) | null> {
+  if (!config.model.base.startsWith('builtin:')) return null;
+  const world = await worldOf(config.model.base);
+  return (instruction, response) => world.oracleScore(instruction, response);
 }
 
 export async function pairsStep(
@@ -426,37 +460,74 @@ export async function judgeMetricsStep(ctx: StepContext, input: { runId: string;
   });
 }
 
-/** The run's results as JSON and Markdown in the store. */
-export async function reportStep(ctx: StepContext, input: { runId: string; report: RunReport }): Promise<{ json: ArtifactRef; markdown: ArtifactRef }> {
+// ---------------------------------------------------------------------------------------------
+// Oracle diagnostics (built-in worlds only): read by the report, never by the loop.
+
+export interface IterationDiagnostics {
+  pairs: PairOracleCounts;
+  /** The judge that scored this iteration's candidates, against the oracle on those candidates. */
+  judge: OnPolicyAccuracy;
+}
+
+/** How an iteration's self-chosen pairs and its judge look to the oracle; null without one. */
+export async function iterationDiagnosticsStep(
+  ctx: StepContext,
+  input: { runId: string; config: RunConfig; iteration: number; candidates: ArtifactRef[]; judgments: ArtifactRef[]; pairs: ArtifactRef },
+): Promise<{ diagnostics: IterationDiagnostics | null } & StepResult> {
+  const key = stepKey(input.runId, `iteration-${input.iteration}/diagnostics`, { candidates: input.candidates.map(refId), judgments: input.judgments.map(refId), pairs: refId(input.pairs), base: input.config.model.base });
+  return once(ctx, key, async () => {
+    const oracle = await oracleOf(input.config);
+    if (!oracle) return { diagnostics: null };
+    const candidates = (await Promise.all(input.candidates.map((r) => getJsonl(ctx.store, r, CandidateRow)))).flat();
+    const judgments = (await Promise.all(input.judgments.map((r) => getJsonl(ctx.store, r, JudgmentRow)))).flat();
+    const pairs = await getJsonl(ctx.store, input.pairs, PairRow);
+    return { diagnostics: { pairs: pairOracleCounts(pairs, oracle), judge: onPolicyAccuracy(candidates, meanJudgeScores(judgments), oracle) } };
+  });
+}
+
+export interface OracleEvaluation {
+  /** Mean oracle score of the model's greedy answers to the held-out prompts. */
+  oracleMean: number;
+  /** The model judging its own sampled candidates for the first `evaluation.onPolicyPrompts` held-out prompts (null when 0). */
+  onPolicy: OnPolicyAccuracy | null;
+}
+
+/**
+ * A model measured by the oracle: its greedy answers, and its own judge on its own sampled
+ * candidates (sampled and judged with the iterations' settings, as in a self-rewarding iteration).
+ */
+export async function oracleEvalStep(
+  ctx: StepContext,
+  input: { runId: string; config: RunConfig; name: string; model: ArtifactRef; responses: ArtifactRef; evalPrompts: ArtifactRef },
+): Promise<{ evaluation: OracleEvaluation | null } & StepResult> {
+  const settings = input.config.iterations.settings;
+  const n = input.config.evaluation.onPolicyPrompts;
+  const template = await templateText(settings.judge.template, 'judge', input.config);
+  const key = stepKey(input.runId, `eval/oracle-${input.name}`, {
+    model: refId(input.model), responses: refId(input.responses), prompts: refId(input.evalPrompts), n, candidates: settings.candidates, judge: { ...settings.judge, by: 'self' }, template: template ?? null, base: input.config.model.base, seed: input.config.seed,
+  });
+  return once(ctx, key, async () => {
+    const oracle = await oracleOf(input.config);
+    if (!oracle) return { evaluation: null };
+    const prompts = await getJsonl(ctx.store, input.evalPrompts, PromptRow);
+    const answers = await getJson<string[]>(ctx.store, input.responses);
+    const oracleMean = answers.reduce((sum, a, i) => sum + oracle(prompts[i]!.instruction, a), 0) / Math.max(1, answers.length);
+    if (n === 0) return { evaluation: { oracleMean, onPolicy: null } };
+    const seed = deriveSeed(input.config.seed, 'on-policy', input.name);
+    const onPolicy = await withModel(ctx, input.model, async (tm) => {
+      const candidates = await generateCandidates(tm, prompts.slice(0, n), settings.candidates, seed, (done, total) => ctx.heartbeat({ phase: `${input.name} samples candidates for held-out prompts`, step: done, total }));
+      const { judgments } = await judgeCandidates(tm, candidates, { ...settings.judge, ...(template ? { template } : {}) }, seed, (done, total) => ctx.heartbeat({ phase: `${input.name} judges its own candidates`, step: done, total }));
+      return onPolicyAccuracy(candidates, meanJudgeScores(judgments), oracle);
+    });
+    return { evaluation: { oracleMean, onPolicy } };
+  });
+}
+
+/** The run's results as JSON, Markdown and an HTML page with charts, in the store. */
+export async function reportStep(ctx: StepContext, input: { runId: string; report: RunReport }): Promise<{ json: ArtifactRef; markdown: ArtifactRef; html: ArtifactRef }> {
   const base = `runs/${validateRunId(input.runId)}/report`;
   const json = await putJson(ctx.store, `${base}/report.json`, input.report);
   const markdown = await ctx.store.put(`${base}/report.md`, renderMarkdown(input.report), { contentType: 'text/markdown' });
-  return { json, markdown };
-}
-
-export interface RunReport {
-  runId: string;
-  headToHead: (HeadToHeadSummary & { a: string; b: string; judge: string })[];
-  judgeMetrics: ({ model: string } & RewardModelMetrics)[];
-  pairs: { iteration: number; count: number; stats: PairStats }[];
-  prompts: { iteration: number; count: number }[];
-  training: { model: string; steps: number; firstLoss: number | null; finalLoss: number | null; final?: DpoMetrics | null }[];
-  models: Record<string, ArtifactRef>;
-}
-
-const pct = (x: number) => (Number.isFinite(x) ? `${(100 * x).toFixed(1)}%` : 'n/a');
-const num = (x: number) => (Number.isFinite(x) ? x.toFixed(3) : 'n/a');
-
-export function renderMarkdown(r: RunReport): string {
-  const lines = [`# srlm run ${r.runId}`, '', '## Head-to-head', '', '| A | B | judge | wins | ties | losses | n | win rate | 95% CI |', '|---|---|---|---|---|---|---|---|---|'];
-  for (const h of r.headToHead) lines.push(`| ${h.a} | ${h.b} | ${h.judge} | ${h.wins} | ${h.ties} | ${h.losses} | ${h.n} | ${pct(h.winRate)} | ${pct(h.ci95[0])}–${pct(h.ci95[1])} |`);
-  lines.push('', '## The model as a judge (held-out ranked sets)', '', '| model | pairwise accuracy | 5-best | exact match | Spearman | Kendall τ |', '|---|---|---|---|---|---|');
-  for (const j of r.judgeMetrics) lines.push(`| ${j.model} | ${pct(j.pairwiseAccuracy)} | ${pct(j.fiveBest)} | ${pct(j.exactMatch)} | ${num(j.spearman)} | ${num(j.kendall)} |`);
-  lines.push('', '## Self-rewarding iterations', '', '| iteration | new prompts | pairs | tied prompts | unscored candidates |', '|---|---|---|---|---|');
-  for (const p of r.pairs) lines.push(`| ${p.iteration} | ${r.prompts.find((x) => x.iteration === p.iteration)?.count ?? ''} | ${p.count} | ${p.stats.tied} | ${p.stats.unscoredCandidates} |`);
-  lines.push('', '## Training', '', '| model | steps | first loss | final loss |', '|---|---|---|---|');
-  for (const t of r.training) lines.push(`| ${t.model} | ${t.steps} | ${t.firstLoss === null ? '' : num(t.firstLoss)} | ${t.finalLoss === null ? '' : num(t.finalLoss)} |`);
-  lines.push('', '## Models', '');
-  for (const [name, ref] of Object.entries(r.models)) lines.push(`- ${name}: ${ref.uri}`);
-  return `${lines.join('\n')}\n`;
+  const html = await ctx.store.put(`${base}/report.html`, renderHtml(input.report), { contentType: 'text/html' });
+  return { json, markdown, html };
 }

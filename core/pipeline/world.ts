@@ -20,6 +20,8 @@ export interface BuiltinWorld {
   /** M0: made from scratch (and any pretraining the world defines), reporting progress. */
   baseModel(seed: number, onProgress: (step: number, total: number, loss: number) => void, signal?: AbortSignal): Promise<TextModel>;
   oracle(): PointwiseJudge;
+  /** The oracle's 0..5 score of one response (the same scores `oracle()` gives). */
+  oracleScore(instruction: string, response: string): number;
   /** Templates the world's small models use in place of the built-in long ones (text with their slots). */
   judgeTemplate?: string;
   selfInstructTemplate?: string;

@@ -25,7 +25,7 @@ import type { BuiltinWorld } from '../pipeline/world';
 import { trainSft } from '../train/sft';
 import { selfInstructPrompt } from '../method/prompts';
 import { deriveSeed, Rng } from '../random';
-import { JUSTIFICATIONS, oracleJudge, oracleJudgment, scoreTask, type OracleVerdict } from './tiny-oracle';
+import { JUSTIFICATIONS, oracleJudge, oracleJudgment, oracleScore, scoreTask, type OracleVerdict } from './tiny-oracle';
 import { FAMILIES, NUMBER_WORDS, parseTask, PHRASINGS, randomInstruction, WORDS, type Task } from './tiny-tasks';
 import { INSTRUCTION_TEMPLATE } from '../tokenizer/template';
 import { WordTokenizer } from '../tokenizer/word';
@@ -419,6 +419,7 @@ export const tinyWorld: BuiltinWorld = {
   },
   baseModel: (seed, onProgress, signal) => tinyBaseModel(seed, worldOf(seed).pretrain, {}, onProgress, signal),
   oracle: () => oracleJudge(),
+  oracleScore: (instruction, response) => oracleScore(instruction, response).score,
   judgeTemplate: TINY_JUDGE_TEMPLATE,
   selfInstructTemplate: TINY_SELF_INSTRUCT_TEMPLATE,
 };

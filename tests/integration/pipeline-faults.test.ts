@@ -100,12 +100,18 @@ describe('the failure contract, on a real dev server and a real S3 server', () =
   /** The run's result, riding out a server that is away for a while. */
   async function resultOf(handle: WorkflowHandle): Promise<RunResult> {
     for (;;) {
-      try {
-        return (await handle.result()) as RunResult;
-      } catch (err) {
-        if (err instanceof WorkflowFailedError) throw err;
-        await new Promise((r) => setTimeout(r, 1000));
+      const status = await handle.describe().then((d) => d.status.name, () => null);
+      if (status !== null && status !== 'RUNNING') {
+        try {
+          return (await handle.result()) as RunResult;
+        } catch (err) {
+          if (err instanceof WorkflowFailedError) throw err;
+        }
       }
+      // A run whose iteration failed for good waits for a retry: fail the test with the reason instead.
+      const failed = (await progressOf(handle))?.failed;
+      if (failed) throw new Error(`iteration ${failed.iteration} failed at ${failed.step}: ${failed.message}`);
+      await new Promise((r) => setTimeout(r, 1000));
     }
   }
 
@@ -124,6 +130,9 @@ describe('the failure contract, on a real dev server and a real S3 server', () =
       const first = modelWorkerProcess(configFile);
       const child = client.workflow.getHandle('kill/iteration-1');
       await waitUntil(async () => {
+        // An iteration that failed for good would wait for a retry: say why at once instead of timing out.
+        const failed = (await progressOf(handle))?.failed;
+        if (failed) throw new Error(`iteration ${failed.iteration} failed at ${failed.step}: ${failed.message}`);
         const dpo = (await pendingActivities(child).catch(() => [])).find((a) => a.activity === 'trainDpo');
         killedAt = Number(dpo?.heartbeat?.step ?? 0);
         return killedAt >= 6;

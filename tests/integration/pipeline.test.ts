@@ -7,6 +7,7 @@ import type { RunConfig } from '../../core/config';
 import { S3Store } from '../../core/store/s3';
 import { bundleWorkflows, connectWorker, createWorkers, runWorkers } from '../../workers/create';
 import type { RunInput, RunResult } from '../../workflows/types';
+import { waitUntil } from '../../infra/process';
 import { writePipelineFixture } from '../support/pipeline-fixture';
 import { startTestS3, startTestTemporal, tempDir, type TestS3, type TestTemporal } from '../support/servers';
 
@@ -70,7 +71,7 @@ describe('the self-rewarding pipeline on a real dev server, with artifacts in a 
     }
   }
 
-  it('runs SFT, M1 and two self-rewarding iterations to a report; a second run with the same ID reuses every step', async () => {
+  it('runs SFT, M1 and two self-rewarding iterations to a report; a second run with the same ID reuses every step, through continue-as-new', async () => {
     const config: RunConfig = fixture.configFor(`s3://${s3.bucket}/pipe`, { model: 'model-p', orchestration: 'orch-p' });
     const result = await execute('pipe-1', { runId: 'pipe-1', config, configSource: 'test' });
     const r = result.report;
@@ -82,10 +83,20 @@ describe('the self-rewarding pipeline on a real dev server, with artifacts in a 
     assert.deepEqual(r.judgeMetrics.map((j) => j.model), ['SFT', 'M1', 'M2', 'M3']);
     assert.deepEqual(r.pairs.map((p) => p.iteration), [1, 2]);
     assert.ok(r.pairs.every((p) => p.count > 0));
-    assert.deepEqual(Object.keys(r.models).sort(), ['M0', 'M1', 'M2', 'M3', 'SFT']);
+    // Every model with its checkpoint; no oracle here (the user's own data), so no oracle figures.
+    assert.deepEqual(r.models.map((m) => m.name), ['M0', 'SFT', 'M1', 'M2', 'M3']);
+    assert.ok(r.models.every((m) => m.uri?.startsWith(`s3://${s3.bucket}/pipe/runs/pipe-1/`) && m.oracleMean === null));
+    assert.ok(r.pairs.every((p) => p.oracleAgree === null) && r.judgeMetrics.every((j) => j.onPolicyAccuracy === null));
+    assert.equal(r.control, undefined);
+    assert.equal(r.dpo.length, 2);
+    assert.ok(r.dpo.every((c) => c.points.length > 0 && c.points.every((p) => Number.isFinite(p.loss))));
     const store = new S3Store({ bucket: s3.bucket, prefix: 'pipe', client: s3.client() });
     const md = (await store.get(result.reportRefs.markdown)).toString();
     assert.match(md, /\| M3 \| M2 \| self \|/);
+    const html = (await store.get(result.reportRefs.html)).toString();
+    // Without an oracle there are no oracle scores to chart; win rates (self-judged), judge accuracy and DPO curves are.
+    assert.equal((html.match(/<svg /g) ?? []).length, 4);
+    assert.match(html, /Win rate of each iteration’s model against the one before \(judge: self/);
 
     // Model work ran on the model queue, data work on the orchestration queue.
     const acts = await scheduled(client, ['pipe-1', 'pipe-1/iteration-1', 'pipe-1/iteration-2']);
@@ -96,8 +107,18 @@ describe('the self-rewarding pipeline on a real dev server, with artifacts in a 
     assert.equal(acts.filter((a) => a.startsWith('trainDpo')).length, 2);
 
     // The same run again (a new workflow, as after losing the first): every step is found in the store.
-    const again = await execute('pipe-1-again', { runId: 'pipe-1', config, configSource: 'test' });
+    // This one continues as new after each iteration: the state it carries keeps the whole report.
+    const again = await execute('pipe-1-again', { runId: 'pipe-1', config: { ...config, temporal: { ...config.temporal, continueAsNewEvery: 1 } }, configSource: 'test' });
     assert.deepEqual(again.report.headToHead, r.headToHead);
+    assert.deepEqual(again.report.pairs, r.pairs);
+    assert.deepEqual(again.completed, result.completed, 'the steps of the runs before continue-as-new are kept');
+    const executions = async () => {
+      const out: string[] = [];
+      for await (const w of client.workflow.list({ query: `WorkflowId = 'pipe-1-again'` })) out.push(w.status.name);
+      return out.sort().join(' ');
+    };
+    // Visibility lags the history a little.
+    await waitUntil(async () => (await executions()) === 'COMPLETED CONTINUED_AS_NEW', { timeoutMs: 15_000, describe: () => 'two executions of pipe-1-again, one continued as new' });
     // Its iterations are children named after the run ID (the latest runs of pipe-1/iteration-N).
     const statuses = new Set((await reusedFlags(client, ['pipe-1-again', 'pipe-1/iteration-1', 'pipe-1/iteration-2'])).values());
     assert.deepEqual([...statuses], [true], 'every step of the second run was found in the store');

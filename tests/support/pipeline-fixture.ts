@@ -38,12 +38,15 @@ export async function writePipelineFixture(dir: string, seed = 0): Promise<{ con
   }
   for (let i = 0; i < 8; i++) {
     const shots = [task(rng), task(rng)].map((t) => `Task: ${t.instruction}`).join('\n');
-    ift.push({ instruction: `Write a new task like these.\n${shots}`, response: task(rng).instruction.replace(/^/, ' ') });
+    ift.push({ instruction: `Write a new task like these.\n${shots}`, response: `Task: ${task(rng).instruction}` });
   }
   const eft = [];
-  for (let i = 0; i < 16; i++) {
+  // Four kinds of reply, each with its score: the reversal (5), the list as given (2), a reply that
+  // drops a word (1), and one that is off the task (0).
+  for (let i = 0; i < 24; i++) {
     const t = task(rng);
-    const [response, score] = i % 3 === 0 ? [[...t.items].reverse().join(' '), 5] : i % 3 === 1 ? [t.items.join(' '), 2] : ['no', 0];
+    const kinds: [string, number][] = [[[...t.items].reverse().join(' '), 5], [t.items.join(' '), 2], [[...t.items].reverse().slice(0, 2).join(' '), 1], [rng.next() < 0.5 ? 'no' : 'Task: Reverse', 0]];
+    const [response, score] = kinds[i % 4]!;
     eft.push({ instruction: t.instruction, response, judgment: `Score: ${score}`, score });
   }
   const evalPrompts = Array.from({ length: 6 }, (_, i) => ({ id: `eval-${i}`, instruction: task(rng).instruction, source: 'eval' }));
@@ -59,8 +62,8 @@ export async function writePipelineFixture(dir: string, seed = 0): Promise<{ con
   writeFileSync(path.join(dir, 'self-instruct-template.txt'), FIXTURE_SELF_INSTRUCT_TEMPLATE);
 
   const config = ModelConfig.parse({
-    family: 'llama', vocabSize: 259, hiddenSize: 32, numLayers: 2, numHeads: 4, numKvHeads: 2, headDim: 8,
-    intermediateSize: 64, maxPositions: 96, normEps: 1e-5, tieEmbeddings: true, padTokenId: 0, eosTokenId: 1, bosTokenId: 2,
+    family: 'llama', vocabSize: 259, hiddenSize: 48, numLayers: 2, numHeads: 4, numKvHeads: 2, headDim: 12,
+    intermediateSize: 96, maxPositions: 128, normEps: 1e-5, tieEmbeddings: true, padTokenId: 0, eosTokenId: 1, bosTokenId: 2,
   });
   const model = DecoderModel.initialise(config, seed);
   await saveTextModel({ model, tokenizer: new ByteTokenizer(), template: INSTRUCTION_TEMPLATE }, path.join(dir, 'm0'));
@@ -73,14 +76,14 @@ export async function writePipelineFixture(dir: string, seed = 0): Promise<{ con
         seed,
         model: { base: path.join(dir, 'm0') },
         data: { ift: path.join(dir, 'ift.jsonl'), eft: path.join(dir, 'eft.jsonl'), evalPrompts: path.join(dir, 'eval.jsonl'), rankedEval: path.join(dir, 'ranked.jsonl') },
-        sft: { lr: 1e-2, lrEnd: 1e-3, batchSize: 8, epochs: 25, dropout: 0, maxSeqLen: 96, warmupSteps: 2, checkpointEverySteps: 5 },
+        sft: { lr: 1e-2, lrEnd: 1e-3, batchSize: 8, epochs: 25, dropout: 0, maxSeqLen: 128, warmupSteps: 2, checkpointEverySteps: 5 },
         iterations: {
           count: 2,
           settings: {
-            prompts: { count: 4, fewShotIft: 2, fewShotGenerated: 1, maxNewTokens: 20, minChars: 5, template: path.join(dir, 'self-instruct-template.txt') },
-            candidates: { n: 3, maxNewTokens: 14, shardSize: 2 },
-            judge: { samples: 2, maxNewTokens: 10, template: path.join(dir, 'judge-template.txt') },
-            dpo: { lr: 1e-4, lrEnd: 1e-5, batchSize: 2, epochs: 2, dropout: 0, maxSeqLen: 96, checkpointEverySteps: 1 },
+            prompts: { count: 6, fewShotIft: 2, fewShotGenerated: 1, maxNewTokens: 20, minChars: 5, template: path.join(dir, 'self-instruct-template.txt') },
+            candidates: { n: 3, maxNewTokens: 14, temperature: 1, shardSize: 2 },
+            judge: { samples: 3, maxNewTokens: 10, temperature: 0.5, template: path.join(dir, 'judge-template.txt') },
+            dpo: { lr: 1e-4, lrEnd: 1e-5, batchSize: 2, epochs: 2, dropout: 0, maxSeqLen: 128, checkpointEverySteps: 1 },
           },
         },
         evaluation: { judge: 'self', maxNewTokens: 14 },

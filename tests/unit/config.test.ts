@@ -98,6 +98,14 @@ describe('run config', () => {
     assert.equal(parseConfig({ ...minimal, temporal: { apiKeyEnv: 'MY_KEY' } }).temporal.apiKeyEnv, 'MY_KEY');
   });
 
+  it('refuses reference arms and an oracle judge without a built-in world, naming the field', () => {
+    assert.throws(() => parseConfig({ ...minimal, evaluation: { arms: ['ceiling'] } }), /evaluation\.arms: the reference arms need a built-in world/);
+    assert.throws(() => parseConfig({ ...minimal, iterations: { settings: { judge: { by: 'oracle' } } } }), /iterations\.settings\.judge\.by: "oracle" needs a built-in world/);
+    assert.throws(() => parseConfig({ ...minimal, evaluation: { arms: ['floor'] } }), /evaluation\.arms\[0\]/);
+    const tiny = parseConfig(presetConfig('tiny'));
+    assert.equal(tiny.iterations.settings.judge.by, 'self', 'the method judges itself');
+  });
+
   it('accepts the example config in examples/ (the README points users at it)', () => {
     const c = loadConfigFile(path.join(__dirname, '..', '..', '..', 'examples', 'run.yaml'));
     assert.equal(c.store.uri, 's3://my-bucket/srlm');

@@ -2,13 +2,16 @@ import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import type { RunConfig } from '../../core/config';
+import { parseConfig, presetConfig, type RunConfig } from '../../core/config';
 import { DatasetError } from '../../core/data/jsonl';
-import { PromptRow } from '../../core/data/rows';
-import { fetchModel, getJsonl } from '../../core/pipeline/artifacts';
+import { CandidateRow, JudgmentRow, PromptRow } from '../../core/data/rows';
+import { saveTextModel } from '../../core/method/text-model';
+import { DecoderModel } from '../../core/model/decoder';
+import { fetchModel, getJson, getJsonl, putJsonl, putModel } from '../../core/pipeline/artifacts';
 import * as steps from '../../core/pipeline/steps';
 import type { ArtifactRef } from '../../core/store/artifact';
 import { LocalStore } from '../../core/store/local';
+import { makeTinyWorld, oracleScore, parseTask, tinyModelConfig, tinyTextModel } from '../../core/worlds/tiny';
 import { writePipelineFixture } from '../support/pipeline-fixture';
 import { tempDir } from '../support/servers';
 
@@ -34,7 +37,7 @@ describe('pipeline steps (no Temporal): keyed by their inputs, recomputed only w
   it('reuses finished steps, and a changed setting recomputes only the steps it feeds', async () => {
     const runId = 'steps';
     const data = await steps.prepareData(ctx, { runId, config });
-    assert.deepEqual(data.counts, { ift: 32, eft: 16, evalPrompts: 6, rankedEval: 3 });
+    assert.deepEqual(data.counts, { ift: 32, eft: 24, evalPrompts: 6, rankedEval: 3 });
     const base = await steps.prepareBase(ctx, { runId, config });
     const m1 = await steps.sftStep(ctx, { runId, config, name: 'M1', base: base.model, ift: data.ift, eft: data.eft });
     assert.equal(m1.reused, false);
@@ -51,9 +54,9 @@ describe('pipeline steps (no Temporal): keyed by their inputs, recomputed only w
     assert.deepEqual((await run(config)).map((s) => s.reused), [true, true, true]);
     const withJudge = (c: RunConfig, samples: number): RunConfig => ({ ...c, iterations: { ...c.iterations, overrides: [{ iteration: 1, judge: { samples } }] } });
     // More judge samples: prompts and candidates are reused, judgments recomputed.
-    const changedJudge = await run(withJudge(config, 3));
+    const changedJudge = await run(withJudge(config, 4));
     assert.deepEqual(changedJudge.map((s) => s.reused), [true, true, false]);
-    assert.equal((changedJudge[2] as { stats: { judgments: number } }).stats.judgments, 3 * (first[1] as { count: number }).count);
+    assert.equal((changedJudge[2] as { stats: { judgments: number } }).stats.judgments, 4 * (first[1] as { count: number }).count);
     // More candidates per prompt: candidates and judgments recomputed, prompts reused.
     const moreCandidates: RunConfig = { ...config, iterations: { ...config.iterations, overrides: [{ iteration: 1, candidates: { n: 2 } }] } };
     assert.deepEqual((await run(moreCandidates)).map((s) => s.reused), [true, false, false]);
@@ -76,5 +79,92 @@ describe('pipeline steps (no Temporal): keyed by their inputs, recomputed only w
       return true;
     });
     assert.deepEqual(await ctx.store.list('runs/bad/'), []);
+  });
+});
+
+describe('pipeline steps on the tiny world: the reference arms’ judges and the oracle diagnostics', () => {
+  const tmp = tempDir('steps-tiny');
+  let config: RunConfig;
+  let ctx: steps.StepContext;
+  let model: ArtifactRef;
+  let prompts: ArtifactRef;
+  let candidates: ArtifactRef;
+  let evalPrompts: ArtifactRef;
+  const runId = 'tiny-steps';
+  const saved = process.env.SRLM_MODEL_CACHE;
+  const judgeBy = (by: 'self' | 'random' | 'oracle'): RunConfig => ({ ...config, iterations: { ...config.iterations, settings: { ...config.iterations.settings, judge: { ...config.iterations.settings.judge, by } } } });
+
+  before(async () => {
+    process.env.SRLM_MODEL_CACHE = path.join(tmp.dir, 'cache');
+    config = parseConfig({ ...presetConfig('tiny'), store: { uri: path.join(tmp.dir, 'store') }, evaluation: { judge: 'oracle', maxNewTokens: 8, onPolicyPrompts: 6 } });
+    ctx = { store: new LocalStore(path.join(tmp.dir, 'store')), backend: 'test', scratch: path.join(tmp.dir, 'scratch'), heartbeat: () => undefined };
+    // A small untrained model of the world's vocabulary: its answers are noise, of varied oracle score.
+    const tm = tinyTextModel(DecoderModel.initialise(tinyModelConfig({ hiddenSize: 16, numLayers: 1, numHeads: 2 }), 3));
+    await saveTextModel(tm, path.join(tmp.dir, 'model'));
+    tm.model.dispose();
+    model = await putModel(ctx.store, `runs/${runId}/model`, path.join(tmp.dir, 'model'));
+    const world = makeTinyWorld(0, { ift: 10, eft: 12, eval: 8, ranked: 2 });
+    // The world's own instructions, answered with 4 candidates each: readable by the oracle.
+    prompts = await putJsonl(ctx.store, `runs/${runId}/prompts.jsonl`, world.ift.slice(0, 10).filter((r) => parseTask(r.instruction).ok).map((r, i) => ({ id: `p${i}`, instruction: r.instruction, source: 'ift' })), PromptRow);
+    evalPrompts = await putJsonl(ctx.store, `runs/${runId}/eval.jsonl`, world.evalPrompts, PromptRow);
+    const c = await steps.candidatesStep(ctx, { runId, config: { ...config, iterations: { ...config.iterations, settings: { ...config.iterations.settings, candidates: { ...config.iterations.settings.candidates, temperature: 1.5, topP: 1 } } } }, iteration: 1, model, prompts, shard: 0, shards: 1 });
+    candidates = c.candidates;
+  });
+  after(() => {
+    if (saved === undefined) delete process.env.SRLM_MODEL_CACHE;
+    else process.env.SRLM_MODEL_CACHE = saved;
+    tmp.remove();
+  });
+
+  it('scores candidates with the oracle (ceiling) or at random (floor), each a step of its own', async () => {
+    const rows = await getJsonl(ctx.store, candidates, CandidateRow);
+    const oracle = await steps.judgeStep(ctx, { runId, config: judgeBy('oracle'), iteration: 1, model, candidates, shard: 0 });
+    const oracleRows = await getJsonl(ctx.store, oracle.judgments, JudgmentRow);
+    assert.equal(oracleRows.length, rows.length * config.iterations.settings.judge.samples);
+    for (const j of oracleRows) {
+      const c = rows.find((r) => r.promptId === j.promptId && r.index === j.candidate)!;
+      assert.equal(j.score, oracleScore(c.instruction, c.response).score);
+    }
+    const random = await steps.judgeStep(ctx, { runId, config: judgeBy('random'), iteration: 1, model, candidates, shard: 0 });
+    assert.notEqual(random.key, oracle.key);
+    const randomRows = await getJsonl(ctx.store, random.judgments, JudgmentRow);
+    assert.ok(randomRows.every((j) => Number.isInteger(j.score) && j.score! >= 0 && j.score! <= 5));
+    assert.ok(new Set(randomRows.map((j) => j.score)).size >= 4, 'random scores spread over the scale');
+    // Seeded: a fresh store gives the same random judgments.
+    const again = await steps.judgeStep({ ...ctx, store: new LocalStore(path.join(tmp.dir, 'store2')) }, { runId, config: judgeBy('random'), iteration: 1, model, candidates: await putJsonl(new LocalStore(path.join(tmp.dir, 'store2')), 'c.jsonl', rows, CandidateRow), shard: 0 });
+    assert.deepEqual(await getJsonl(new LocalStore(path.join(tmp.dir, 'store2')), again.judgments, JudgmentRow), randomRows);
+  });
+
+  it('reports how the pairs look to the oracle: with the oracle judging, every pair agrees and the judge is exact', async () => {
+    const rows = await getJsonl(ctx.store, candidates, CandidateRow);
+    const diagnose = async (by: 'oracle' | 'random') => {
+      const c = judgeBy(by);
+      const j = await steps.judgeStep(ctx, { runId, config: c, iteration: 1, model, candidates, shard: 0 });
+      const p = await steps.pairsStep(ctx, { runId, config: c, iteration: 1, candidates: [candidates], judgments: [j.judgments] });
+      const d = await steps.iterationDiagnosticsStep(ctx, { runId, config: c, iteration: 1, candidates: [candidates], judgments: [j.judgments], pairs: p.pairs });
+      return { pairs: p.stats.pairs, d: d.diagnostics! };
+    };
+    const ceiling = await diagnose('oracle');
+    assert.ok(ceiling.pairs > 0, 'the noisy candidates differ in oracle score');
+    assert.deepEqual(ceiling.d.pairs, { pairs: ceiling.pairs, agree: ceiling.pairs, tie: 0, reversed: 0 });
+    assert.equal(ceiling.d.judge.accuracy, 1);
+    const byHand = rows.reduce((s, c) => s + oracleScore(c.instruction, c.response).score, 0) / rows.length;
+    assert.ok(Math.abs(ceiling.d.judge.candidateOracleMean - byHand) < 1e-12);
+    const floor = await diagnose('random');
+    assert.equal(floor.d.pairs.agree + floor.d.pairs.tie + floor.d.pairs.reversed, floor.pairs);
+    assert.ok(floor.d.judge.accuracy < 1);
+  });
+
+  it('measures a model by the oracle: its greedy answers, and its own judge on its own candidates', async () => {
+    const responses = await steps.responsesStep(ctx, { runId, config, name: 'X', model, evalPrompts });
+    const r = await steps.oracleEvalStep(ctx, { runId, config, name: 'X', model, responses: responses.responses, evalPrompts });
+    const answers = await getJson<string[]>(ctx.store, responses.responses);
+    const world = await getJsonl(ctx.store, evalPrompts, PromptRow);
+    const byHand = answers.reduce((s, a, i) => s + oracleScore(world[i]!.instruction, a).score, 0) / answers.length;
+    assert.ok(Math.abs(r.evaluation!.oracleMean - byHand) < 1e-12);
+    const onPolicy = r.evaluation!.onPolicy!;
+    assert.ok(onPolicy.prompts <= 6);
+    assert.ok(Number.isFinite(onPolicy.candidateOracleMean));
+    assert.equal((await steps.oracleEvalStep(ctx, { runId, config, name: 'X', model, responses: responses.responses, evalPrompts })).reused, true);
   });
 });
