@@ -54,6 +54,8 @@ export const DpoSettings = z
     lrEnd: z.number().nonnegative().lt(1).default(1e-7),
     beta: z.number().positive().default(0.1),
     loss: z.enum(['sigmoid', 'ipo']).default('sigmoid'),
+    /** Weight of an NLL term on the chosen responses (RPO, Pang et al. 2024); 0: plain DPO, the paper's. */
+    nllWeight: z.number().min(0).default(0),
   })
   .prefault({});
 export type DpoSettings = z.infer<typeof DpoSettings>;
@@ -69,7 +71,11 @@ export const PromptSettings = z
     temperature: z.number().positive().default(0.6),
     topP: probability.default(0.9),
     maxNewTokens: positiveInt.default(128),
-    /** `self` (the model being trained) or a checkpoint URI of a fixed instruction-tuned model (the paper's choice). */
+    /**
+     * `self` (the model being trained), a checkpoint URI of a fixed instruction-tuned model (the
+     * paper's choice), or `world`: a built-in world's own task sampler, standing in for that fixed
+     * strong generator (it supplies prompts only; the model still judges its own candidates).
+     */
     generator: z.string().min(1).default('self'),
     /** Drop a prompt whose ROUGE-L F against any pooled prompt exceeds this. */
     rougeLThreshold: probability.default(0.7),
@@ -276,6 +282,7 @@ export const RunConfig = z.strictObject({
   // The oracle belongs to a built-in world: without one there is nothing to measure arms against.
   if (c.model.base.startsWith('builtin:')) return;
   if (c.evaluation.arms.length > 0) ctx.addIssue({ code: 'custom', path: ['evaluation', 'arms'], message: 'the reference arms need a built-in world with an oracle (model.base builtin:<name>)' });
+  if (c.iterations.settings.prompts.generator === 'world') ctx.addIssue({ code: 'custom', path: ['iterations', 'settings', 'prompts', 'generator'], message: '"world" needs a built-in world (model.base builtin:<name>)' });
   if (c.iterations.settings.judge.by === 'oracle') ctx.addIssue({ code: 'custom', path: ['iterations', 'settings', 'judge', 'by'], message: '"oracle" needs a built-in world (model.base builtin:<name>)' });
 });
 export type RunConfig = z.infer<typeof RunConfig>;

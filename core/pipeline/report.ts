@@ -32,6 +32,8 @@ export interface PairsReport {
   oracleReversed: number | null;
   /** Pairwise accuracy, against the oracle, of the judge that scored this iteration's candidates. */
   judgeAccuracy: number | null;
+  /** Share of the iteration's new prompts that the world reads as one of its tasks (null: no world to ask). */
+  promptsUnderstood?: number | null;
 }
 
 export interface ModelReport {
@@ -97,10 +99,11 @@ function judgeTable(rows: JudgeMetricsReport[]): Table {
 
 function iterationsTable(line: LineReport): Table {
   return {
-    head: ['iteration', 'new prompts', 'pairs', 'oracle: chosen better / tie / worse', 'judge accuracy on the candidates', 'tied prompts', 'unscored candidates'],
+    head: ['iteration', 'new prompts', 'real tasks', 'pairs', 'oracle: chosen better / tie / worse', 'judge accuracy on the candidates', 'tied prompts', 'unscored candidates'],
     rows: line.pairs.map((p) => [
       String(p.iteration),
       String(line.prompts.find((x) => x.iteration === p.iteration)?.count ?? ''),
+      pct(p.promptsUnderstood),
       String(p.count),
       p.oracleAgree === null ? 'n/a' : `${p.oracleAgree} / ${p.oracleTie} / ${p.oracleReversed}`,
       pct(p.judgeAccuracy),
@@ -245,7 +248,7 @@ export function lineChart(o: { title: string; yLabel: string; series: Series[]; 
 
 const lines = (r: RunReport): { name: string; color: string; line: LineReport }[] => [
   { name: 'method', color: COLORS.method, line: r },
-  ...ARMS.filter((a) => r[a]).map((a) => ({ name: a === 'control' ? 'control (random)' : 'ceiling (oracle)', color: COLORS[a], line: r[a]! })),
+  ...ARMS.filter((a) => r[a]).map((a) => ({ name: a, color: COLORS[a], line: r[a]! })),
 ];
 
 /** The charts: win rate per iteration, oracle mean per model, judge accuracy per model, DPO loss and margins over steps. */
@@ -291,7 +294,7 @@ export function charts(r: RunReport): string[] {
     ],
   });
   const curves = lines(r).flatMap(({ name, color, line }) => line.dpo.map((c, k) => ({ name: `${name.split(' ')[0]} ${c.model}`, color: k === 0 ? color : COLORS.extra[(k + (color === COLORS.method ? 0 : 2)) % COLORS.extra.length]!, dashed: k > 0, c })));
-  const dpoLoss = lineChart({ title: 'DPO loss over steps', yLabel: 'loss', reference: { y: Math.log(2), label: 'ln 2 (start)' }, series: curves.map(({ name, color, dashed, c }) => ({ name, color, dashed, points: c.points.map((p) => ({ x: p.step, y: p.loss })) })) });
+  const dpoLoss = lineChart({ title: 'DPO loss over steps', yLabel: 'loss', reference: { y: Math.log(2), label: 'ln 2 (plain DPO at start)' }, series: curves.map(({ name, color, dashed, c }) => ({ name, color, dashed, points: c.points.map((p) => ({ x: p.step, y: p.loss })) })) });
   const dpoMargin = lineChart({ title: 'DPO reward margin (rewards/margins) over steps', yLabel: 'margin', reference: { y: 0, label: '0' }, series: curves.map(({ name, color, dashed, c }) => ({ name, color, dashed, points: c.points.map((p) => ({ x: p.step, y: p.margin })) })) });
   return [winRate, oracleMean, judge, dpoLoss, dpoMargin];
 }

@@ -289,6 +289,7 @@ export async function promptsStep(
   const s = settingsForIteration(input.config, input.iteration).prompts;
   const template = await templateText(s.template, 'selfInstruct', input.config);
   // The model being trained, or a fixed instruction-tuned model (the paper used Llama 2-Chat 70B), copied into the run once.
+  if (s.generator === 'world') return worldPromptsStep(ctx, input, s.count);
   const generator = s.generator === 'self' ? input.model : await fixedModel(ctx, input.runId, s.generator, 'prompts.generator');
   const key = stepKey(input.runId, `iteration-${input.iteration}/prompts`, { model: refId(generator), ift: refId(input.ift), earlier: input.earlier.map(refId), evalPrompts: refId(input.evalPrompts), s, template: template ?? null, seed: input.config.seed });
   return once(ctx, key, async () => {
@@ -302,6 +303,29 @@ export async function promptsStep(
     );
     if (out.prompts.length === 0) throw new TrainingFailedError(`iteration ${input.iteration}: self-instruct kept no prompts (${JSON.stringify(out.stats.rejected)})`);
     return { prompts: await putJsonl(ctx.store, `${key}/prompts.jsonl`, out.prompts, PromptRow), count: out.prompts.length, stats: out.stats };
+  });
+}
+
+/**
+ * `prompts.generator: world`: new instructions from the built-in world's own task sampler, none of
+ * them in the IFT, earlier or held-out prompts. It stands in for the paper's fixed, strong prompt
+ * generator (Llama 2-Chat 70B) where the model's own self-instruct writes too few real tasks; it
+ * supplies prompts only — the candidates are still judged by the model.
+ */
+async function worldPromptsStep(ctx: StepContext, input: { runId: string; config: RunConfig; iteration: number; ift: ArtifactRef; earlier: ArtifactRef[]; evalPrompts?: ArtifactRef }, count: number) {
+  const world = input.config.model.base.startsWith('builtin:') ? await worldOf(input.config.model.base) : null;
+  if (!world?.newPrompts) throw new InvalidInputError('prompts.generator "world" needs a built-in world with a task sampler (model.base builtin:<name>)');
+  const key = stepKey(input.runId, `iteration-${input.iteration}/prompts`, { generator: 'world', world: world.name, ift: refId(input.ift), earlier: input.earlier.map(refId), evalPrompts: refId(input.evalPrompts), count, seed: input.config.seed });
+  return once(ctx, key, async () => {
+    const taken = new Set([
+      ...(await getJsonl(ctx.store, input.ift, IftRow)).map((r) => r.instruction),
+      ...(await Promise.all(input.earlier.map((r) => getJsonl(ctx.store, r, PromptRow)))).flat().map((r) => r.instruction),
+      ...(input.evalPrompts ? (await getJsonl(ctx.store, input.evalPrompts, PromptRow)).map((r) => r.instruction) : []),
+    ]);
+    const instructions = world.newPrompts!(input.config.seed, input.iteration, count, taken);
+    const prompts = instructions.map((instruction, i) => ({ id: `it${input.iteration}-p${String(i).padStart(5, '0')}`, instruction, source: 'generated' as const, iteration: input.iteration }));
+    const stats = { requested: count, generated: count, kept: prompts.length, rounds: 1, rejected: { empty: 0, 'too short': 0, 'too long': 0, degenerate: 0, duplicate: 0, 'near duplicate': 0 } };
+    return { prompts: await putJsonl(ctx.store, `${key}/prompts.jsonl`, prompts, PromptRow), count: prompts.length, stats };
   });
 }
 
@@ -467,6 +491,8 @@ export interface IterationDiagnostics {
   pairs: PairOracleCounts;
   /** The judge that scored this iteration's candidates, against the oracle on those candidates. */
   judge: OnPolicyAccuracy;
+  /** Of the iteration's prompts, how many the world reads as one of its tasks (null: the world cannot say). */
+  prompts: { count: number; understood: number | null };
 }
 
 /** How an iteration's self-chosen pairs and its judge look to the oracle; null without one. */
@@ -481,7 +507,10 @@ export async function iterationDiagnosticsStep(
     const candidates = (await Promise.all(input.candidates.map((r) => getJsonl(ctx.store, r, CandidateRow)))).flat();
     const judgments = (await Promise.all(input.judgments.map((r) => getJsonl(ctx.store, r, JudgmentRow)))).flat();
     const pairs = await getJsonl(ctx.store, input.pairs, PairRow);
-    return { diagnostics: { pairs: pairOracleCounts(pairs, oracle), judge: onPolicyAccuracy(candidates, meanJudgeScores(judgments), oracle) } };
+    const world = await worldOf(input.config.model.base);
+    const instructions = [...new Map(candidates.map((c) => [c.promptId, c.instruction])).values()];
+    const understood = world.understands ? instructions.filter((i) => world.understands!(i)).length : null;
+    return { diagnostics: { pairs: pairOracleCounts(pairs, oracle), judge: onPolicyAccuracy(candidates, meanJudgeScores(judgments), oracle), prompts: { count: instructions.length, understood } } };
   });
 }
 

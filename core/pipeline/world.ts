@@ -22,6 +22,10 @@ export interface BuiltinWorld {
   oracle(): PointwiseJudge;
   /** The oracle's 0..5 score of one response (the same scores `oracle()` gives). */
   oracleScore(instruction: string, response: string): number;
+  /** `count` new instructions of the world's tasks for an iteration, none in `taken` nor in the world's own splits (for `prompts.generator: world`). */
+  newPrompts?(seed: number, iteration: number, count: number, taken: Set<string>): string[];
+  /** Whether the world can read an instruction as one of its tasks (a diagnostic of self-instruct). */
+  understands?(instruction: string): boolean;
   /** Templates the world's small models use in place of the built-in long ones (text with their slots). */
   judgeTemplate?: string;
   selfInstructTemplate?: string;

@@ -26,6 +26,8 @@ export interface PreferencePair {
 export interface DpoSettings extends Omit<SftSettings, 'maxSeqLen'> {
   beta: number;
   loss: DpoLossType;
+  /** Weight α of an NLL term on the chosen responses (0 or absent: plain DPO). */
+  nllWeight?: number;
 }
 
 export interface DpoProgress extends DpoMetrics {
@@ -122,7 +124,8 @@ export async function trainDpo(model: DecoderModel, pairs: PreferencePair[], s: 
           const c = responseLogProbs(model, part.map((p) => ({ prompt: p.prompt, response: p.chosen })), pad, { training: true, dropout: s.dropout, seed });
           const r = responseLogProbs(model, part.map((p) => ({ prompt: p.prompt, response: p.rejected })), pad, { training: true, dropout: s.dropout, seed: seed + 32 });
           kept = [tf.keep(c.clone()), tf.keep(r.clone())];
-          const loss = dpoLoss(c, r, tf.tensor1d(idx.map((i) => ref.chosen[i]!)), tf.tensor1d(idx.map((i) => ref.rejected[i]!)), s.beta, s.loss);
+          const nll = s.nllWeight ? { weight: s.nllWeight, chosenLengths: tf.tensor1d(part.map((p) => p.chosen.length)) } : undefined;
+          const loss = dpoLoss(c, r, tf.tensor1d(idx.map((i) => ref.chosen[i]!)), tf.tensor1d(idx.map((i) => ref.rejected[i]!)), s.beta, s.loss, nll);
           // Each micro-batch is a 1/accumulation share of the optimizer batch's mean.
           return tf.div(loss, s.gradientAccumulation) as tf.Scalar;
         }, model.trainableVariables());
@@ -135,7 +138,8 @@ export async function trainDpo(model: DecoderModel, pairs: PreferencePair[], s: 
       const lr = learningRate(s, step, totalSteps);
       const norm = accumulated.step(optimizer, s.gradClip, lr);
       step += 1;
-      const metrics = dpoMetrics(pol.chosen, pol.rejected, indices.map((i) => ref.chosen[i]!), indices.map((i) => ref.rejected[i]!), s.beta, s.loss);
+      const nllOf = (idx: number[]) => (s.nllWeight ? { weight: s.nllWeight, chosenLengths: idx.map((i) => pairs[i]!.chosen.length) } : undefined);
+      const metrics = dpoMetrics(pol.chosen, pol.rejected, indices.map((i) => ref.chosen[i]!), indices.map((i) => ref.rejected[i]!), s.beta, s.loss, nllOf(indices));
       const progress: DpoProgress = { step, total: totalSteps, ...metrics, grad_norm: norm, learning_rate: lr };
       history.push(progress);
       hooks.onMetrics?.(progress);
@@ -144,7 +148,7 @@ export async function trainDpo(model: DecoderModel, pairs: PreferencePair[], s: 
     }
     await save();
     const finalLogps = await logProbsOf(model, pairs, pad);
-    const final = dpoMetrics(finalLogps.chosen, finalLogps.rejected, ref.chosen, ref.rejected, s.beta, s.loss);
+    const final = dpoMetrics(finalLogps.chosen, finalLogps.rejected, ref.chosen, ref.rejected, s.beta, s.loss, s.nllWeight ? { weight: s.nllWeight, chosenLengths: pairs.map((p) => p.chosen.length) } : undefined);
     return { step, totalSteps, resumedFrom, history, final, reference: ref, stopped: false };
   } finally {
     optimizer.dispose();

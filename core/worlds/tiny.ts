@@ -420,6 +420,31 @@ export const tinyWorld: BuiltinWorld = {
   baseModel: (seed, onProgress, signal) => tinyBaseModel(seed, worldOf(seed).pretrain, {}, onProgress, signal),
   oracle: () => oracleJudge(),
   oracleScore: (instruction, response) => oracleScore(instruction, response).score,
+  newPrompts(seed, iteration, count, taken) {
+    // None of the world's own splits (training, held-out prompts, held-out ranked sets) is handed out.
+    const w = worldOf(seed);
+    const all = new Set([...taken, ...w.ift.map((r) => r.instruction), ...w.eft.map((r) => r.instruction), ...w.evalPrompts.map((r) => r.instruction), ...w.rankedEval.map((r) => r.instruction)]);
+    // Families cycle as in the seed data; one whose instructions run out is skipped, so fewer than
+    // `count` come back only when the world has no more new ones.
+    const rng = new Rng(deriveSeed(seed, 'tiny-world', 'new-prompts', iteration));
+    const out: string[] = [];
+    const misses = new Map<string, number>(); // consecutive draws already taken, per family
+    const exhausted = (f: string) => (misses.get(f) ?? 0) >= 200;
+    for (let k = 0; out.length < count && !FAMILIES.every(exhausted); k++) {
+      const family = FAMILIES[k % FAMILIES.length]!;
+      if (exhausted(family)) continue;
+      const text = randomInstruction(family, rng);
+      if (all.has(text)) {
+        misses.set(family, (misses.get(family) ?? 0) + 1);
+        continue;
+      }
+      misses.set(family, 0);
+      all.add(text);
+      out.push(text);
+    }
+    return out;
+  },
+  understands: (instruction) => parseTask(instruction).ok,
   judgeTemplate: TINY_JUDGE_TEMPLATE,
   selfInstructTemplate: TINY_SELF_INSTRUCT_TEMPLATE,
 };

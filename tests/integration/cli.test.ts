@@ -71,7 +71,8 @@ describe('srlm command line', () => {
     assert.equal(r.code, 0, r.stderr);
     const config = JSON.parse(r.stdout);
     assert.equal(config.iterations.settings.dpo.beta, 0.2);
-    assert.equal(config.iterations.settings.candidates.n, 4);
+    assert.equal(config.iterations.settings.candidates.n, 8);
+    assert.equal(config.iterations.settings.judge.by, 'self', 'a default the preset does not set is filled in');
     assert.match(config.store.uri, /^file:\/\//);
   });
 });

@@ -102,6 +102,7 @@ describe('run config', () => {
     assert.throws(() => parseConfig({ ...minimal, evaluation: { arms: ['ceiling'] } }), /evaluation\.arms: the reference arms need a built-in world/);
     assert.throws(() => parseConfig({ ...minimal, iterations: { settings: { judge: { by: 'oracle' } } } }), /iterations\.settings\.judge\.by: "oracle" needs a built-in world/);
     assert.throws(() => parseConfig({ ...minimal, evaluation: { arms: ['floor'] } }), /evaluation\.arms\[0\]/);
+    assert.throws(() => parseConfig({ ...minimal, iterations: { settings: { prompts: { generator: 'world' } } } }), /iterations\.settings\.prompts\.generator: "world" needs a built-in world/);
     const tiny = parseConfig(presetConfig('tiny'));
     assert.equal(tiny.iterations.settings.judge.by, 'self', 'the method judges itself');
   });

@@ -41,6 +41,25 @@ describe('DPO loss and metrics', () => {
     close(dpoLoss(t(pc), t(pr), t(rc), t(rr), beta, 'ipo').dataSync()[0]!, ipoLoss, 'tensor ipo loss');
   });
 
+  it('adds the NLL term on chosen responses (RPO) as α · mean(−πc/|c|), by hand', () => {
+    const lengths = [5, 10, 4];
+    const alpha = 0.5;
+    // −πc/|c| = 2.0, 2.55, 1.8125 → mean 6.3625/3 = 2.120833…
+    const nll = (10 / 5 + 25.5 / 10 + 7.25 / 4) / 3;
+    const h = [0, 1, 2].map((i) => beta * (pc[i]! - rc[i]!) - beta * (pr[i]! - rr[i]!));
+    const dpo = h.map((x) => Math.log1p(Math.exp(-x))).reduce((a, b) => a + b) / 3;
+    const m = dpoMetrics(pc, pr, rc, rr, beta, 'sigmoid', { weight: alpha, chosenLengths: lengths });
+    assert.ok(Math.abs(m.nll_loss! - nll) < 1e-9);
+    assert.ok(Math.abs(m.loss - (dpo + alpha * nll)) < 1e-9);
+    assert.equal(dpoMetrics(pc, pr, rc, rr, beta, 'sigmoid', { weight: 0, chosenLengths: lengths }).nll_loss, undefined, 'weight 0 is plain DPO');
+    const t = (xs: number[]) => tf.tensor1d(xs);
+    assert.ok(Math.abs(dpoLoss(t(pc), t(pr), t(rc), t(rr), beta, 'sigmoid', { weight: alpha, chosenLengths: t(lengths) }).dataSync()[0]! - (dpo + alpha * nll)) < 1e-5);
+    // ∂/∂πc gains −α/(n·|c|) per pair.
+    const grad = tf.grad((x: tf.Tensor) => dpoLoss(x as tf.Tensor1D, t(pr), t(rc), t(rr), beta, 'sigmoid', { weight: alpha, chosenLengths: t(lengths) }))(t(pc));
+    const want = h.map((x, i) => (-beta * (1 / (1 + Math.exp(x)))) / 3 - alpha / (3 * lengths[i]!));
+    Array.from(grad.dataSync()).forEach((g, i) => assert.ok(Math.abs(g - want[i]!) < 1e-6, `${g} vs ${want[i]}`));
+  });
+
   it('has the analytic gradient: ∂loss/∂πc = −β·σ(−h)/n', () => {
     const grad = tf.grad((x: tf.Tensor) => dpoLoss(x as tf.Tensor1D, tf.tensor1d(pr), tf.tensor1d(rc), tf.tensor1d(rr), beta))(tf.tensor1d(pc));
     const h = [0, 1, 2].map((i) => beta * (pc[i]! - rc[i]!) - beta * (pr[i]! - rr[i]!));

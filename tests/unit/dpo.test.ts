@@ -66,7 +66,7 @@ describe('DPO trainer', () => {
     const lp = (m: DecoderModel, key: 'chosen' | 'rejected') => Array.from(responseLogProbs(m, data.map((x) => ({ prompt: x.prompt, response: x[key] }))).dataSync());
     const recomputed = dpoMetrics(lp(p, 'chosen'), lp(p, 'rejected'), lp(r, 'chosen'), lp(r, 'rejected'), 0.1);
     for (const key of Object.keys(recomputed) as (keyof typeof recomputed)[]) {
-      assert.ok(Math.abs(recomputed[key] - result.final![key]) < 1e-4, `${key}: recomputed ${recomputed[key]} vs logged ${result.final![key]}`);
+      assert.ok(Math.abs(recomputed[key]! - result.final![key]!) < 1e-4, `${key}: recomputed ${recomputed[key]} vs logged ${result.final![key]}`);
     }
     for (const m of [policy, p, r]) m.dispose();
   });

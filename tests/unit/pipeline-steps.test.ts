@@ -155,6 +155,22 @@ describe('pipeline steps on the tiny world: the reference arms’ judges and the
     assert.ok(floor.d.judge.accuracy < 1);
   });
 
+  it('draws new prompts from the world’s task sampler (prompts.generator: world): real tasks, none seen before', async () => {
+    const c: RunConfig = { ...config, iterations: { ...config.iterations, settings: { ...config.iterations.settings, prompts: { ...config.iterations.settings.prompts, generator: 'world', count: 30 } } } };
+    const data = await steps.prepareData(ctx, { runId, config: c });
+    const first = await steps.promptsStep(ctx, { runId, config: c, iteration: 1, model, ift: data.ift, earlier: [], evalPrompts: data.evalPrompts! });
+    const rows = await getJsonl(ctx.store, first.prompts, PromptRow);
+    assert.equal(rows.length, 30);
+    assert.ok(rows.every((r) => parseTask(r.instruction).ok && r.source === 'generated'));
+    const world = makeTinyWorld(0);
+    const seen = new Set([...world.ift, ...world.eft, ...world.evalPrompts, ...world.rankedEval].map((r) => r.instruction));
+    assert.ok(rows.every((r) => !seen.has(r.instruction)), 'no instruction of the world’s own splits');
+    const second = await steps.promptsStep(ctx, { runId, config: c, iteration: 2, model, ift: data.ift, earlier: [first.prompts], evalPrompts: data.evalPrompts! });
+    const again = new Set(rows.map((r) => r.instruction));
+    assert.ok((await getJsonl(ctx.store, second.prompts, PromptRow)).every((r) => !again.has(r.instruction)), 'none of an earlier iteration’s');
+    assert.equal((await steps.promptsStep(ctx, { runId, config: c, iteration: 1, model, ift: data.ift, earlier: [], evalPrompts: data.evalPrompts! })).reused, true);
+  });
+
   it('measures a model by the oracle: its greedy answers, and its own judge on its own candidates', async () => {
     const responses = await steps.responsesStep(ctx, { runId, config, name: 'X', model, evalPrompts });
     const r = await steps.oracleEvalStep(ctx, { runId, config, name: 'X', model, responses: responses.responses, evalPrompts });
