@@ -3,7 +3,7 @@ import { renderText } from '../core/pipeline/report';
 import { validateRunId } from '../core/store/keys';
 import { createWorkers, connectWorker, runWorkers } from '../workers/create';
 import { SrlmRunId, SrlmStage } from '../workflows/search-attributes';
-import { iterationWorkflowId, type RunInput, type RunProgress, type RunResult } from '../workflows/types';
+import { ARM_JUDGE, iterationWorkflowId, type RunInput, type RunProgress, type RunResult } from '../workflows/types';
 import { describeHeartbeat, pendingActivities } from './runs';
 import { connectClient, defaultRunId, log, printJson, resolveRunConfig, resolveTarget, type ConfigOptions } from './common';
 
@@ -101,7 +101,7 @@ function watchProgress(client: Client, handle: WorkflowHandle, runId: string): {
       const now = await pendingActivities(handle);
       if (p.stage === 'iteration' || p.stage === 'arm') now.push(...(await pendingActivities(client.workflow.getHandle(iterationWorkflowId(runId, p.iteration, p.arm))).catch(() => [])));
       const current = now[0];
-      const where = p.arm ? `${p.arm} arm (${p.arm === 'control' ? 'random' : 'oracle'} judge), iteration ${p.iteration}/${p.iterations}` : `${p.iteration ? `iteration ${p.iteration}/${p.iterations}, ` : ''}${p.stage}`;
+      const where = p.arm ? `${p.arm} arm (${ARM_JUDGE[p.arm]} judge), iteration ${p.iteration}/${p.iterations}` : `${p.iteration ? `iteration ${p.iteration}/${p.iterations}, ` : ''}${p.stage}`;
       const line = current ? `${where}: ${current.activity}${current.attempt > 1 ? ` (attempt ${current.attempt})` : ''}  ${describeHeartbeat(current.heartbeat)}` : where;
       const head = line.split('  ')[0];
       // A new step prints at once; progress within a step at most every 5 seconds.

@@ -78,7 +78,7 @@ export async function selfRewardingIteration(input: IterationInput): Promise<Ite
   const report: IterationResult['report'] = {
     headToHead: [],
     judgeMetrics: [],
-    pairs: [{ iteration: t, count: pairs.stats.pairs, stats: pairs.stats, oracleAgree: diagnosed?.pairs.agree ?? null, oracleTie: diagnosed?.pairs.tie ?? null, oracleReversed: diagnosed?.pairs.reversed ?? null, judgeAccuracy: diagnosed?.judge.accuracy ?? null, promptsUnderstood: diagnosed && diagnosed.prompts.understood !== null ? diagnosed.prompts.understood / Math.max(1, diagnosed.prompts.count) : null }],
+    pairs: [{ iteration: t, count: pairs.stats.pairs, stats: pairs.stats, oracleAgree: diagnosed?.pairs.agree ?? null, oracleTie: diagnosed?.pairs.tie ?? null, oracleReversed: diagnosed?.pairs.reversed ?? null, judgeAccuracy: diagnosed?.judge.accuracy ?? null, promptsUnderstood: typeof diagnosed?.prompts?.understood === 'number' ? diagnosed.prompts.understood / Math.max(1, diagnosed.prompts.count) : null }],
     prompts: [{ iteration: t, count: prompts.count }],
     training: [{ model: next, steps: dpo.steps, firstLoss: dpo.history[0]?.loss ?? null, finalLoss: dpo.history.at(-1)?.loss ?? null, final: dpo.final }],
     dpo: [{ model: next, iteration: t, points: thin(dpo.history.map((h) => ({ step: h.step, loss: h.loss, margin: h['rewards/margins'], accuracy: h['rewards/accuracies'] }))) }],
@@ -86,7 +86,7 @@ export async function selfRewardingIteration(input: IterationInput): Promise<Ite
   };
 
   let responses: IterationResult['responses'];
-  let evaluation = null;
+  let evaluation: Awaited<ReturnType<typeof oracleEvaluation>> = null;
   if (data.evalPrompts) {
     stage('evaluate');
     const evalPrompts = data.evalPrompts;

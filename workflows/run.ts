@@ -16,7 +16,7 @@ import { judgeRow, modelRow, oracleEvaluation } from './evaluate';
 import { selfRewardingIteration } from './iteration';
 import { on, recorded } from './proxies';
 import { SrlmIteration, SrlmLatestWinRate, SrlmRunId, SrlmStage } from './search-attributes';
-import { iterationWorkflowId, type Arm, type FailedIteration, type LineReport, type LineState, type RetryRequest, type RunConfig, type RunInput, type RunProgress, type RunResult, type RunState, type Stage } from './types';
+import { ARM_JUDGE, emptyLine, iterationWorkflowId, type Arm, type FailedIteration, type LineReport, type LineState, type RetryRequest, type RunConfig, type RunInput, type RunProgress, type RunResult, type RunState, type Stage } from './types';
 
 export const progressQuery = defineQuery<RunProgress>('progress');
 export const pauseSignal = defineSignal('pause');
@@ -27,9 +27,7 @@ export const extendIterationsUpdate = defineUpdate<number, [number]>('extendIter
 export const retryIterationUpdate = defineUpdate<{ iteration: number; attempt: number }, [RetryRequest]>('retryIteration');
 
 const SECTIONS = ['prompts', 'candidates', 'judge', 'pairs', 'dpo'];
-/** Who scores the candidates in each reference arm. */
-const ARM_JUDGE = { control: 'random', ceiling: 'oracle' } as const satisfies Record<Arm, string>;
-const emptyLine = (): LineReport => ({ headToHead: [], judgeMetrics: [], pairs: [], prompts: [], training: [], dpo: [], models: [] });
+
 
 /** Where a child iteration's failure came from: the activity that failed for good, and why. */
 function describeFailure(err: unknown): { step: string; message: string } {

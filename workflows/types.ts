@@ -125,3 +125,9 @@ export const NON_RETRYABLE_ERROR_TYPES = ['InvalidInputError', 'ConfigError', 'A
 
 /** The workflow ID of an iteration: `<runId>/iteration-<t>`, or `<runId>/<arm>/iteration-<t>` in a reference arm. */
 export const iterationWorkflowId = (runId: string, iteration: number, arm?: Arm | null) => (arm ? `${runId}/${arm}/iteration-${iteration}` : `${runId}/iteration-${iteration}`);
+
+/** Who scores the candidates in each reference arm (the method: the model itself). */
+export const ARM_JUDGE = { control: 'random', ceiling: 'oracle' } as const satisfies Record<Arm, 'random' | 'oracle'>;
+
+/** A line's report before its first iteration. */
+export const emptyLine = (): LineReport => ({ headToHead: [], judgeMetrics: [], pairs: [], prompts: [], training: [], dpo: [], models: [] });

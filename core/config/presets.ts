@@ -15,13 +15,15 @@ export const PRESETS: Record<string, RunConfigInput> = {
     // Measured on 2 shared CPU cores (bench/tiny-world.ts, bench/tiny-loop.ts): M0 ~25-30 s, SFT
     // baseline ~40 s, M1 ~110-125 s; per iteration with 400 prompts x 8 candidates ~65 s (3,200
     // candidates 5 s, 9,600 self-judgments 45 s, DPO 5 s, evaluation 8 s); each arm ~25 s per iteration.
-    // Prompts come from the world's task sampler, standing in for the paper's fixed prompt
-    // generator (Llama 2-Chat 70B): the tiny model's own self-instruct wrote real tasks only 31-44%
-    // of the time (the rest got candidates the oracle scores 0, and pairs between equal answers).
-    // Eight candidates at T 1.0, because at four and T 0.7 the candidates of 168 of 191 prompts all
-    // had the same oracle score. DPO with an NLL term on the chosen answers (RPO, weight 1): with the
-    // oracle's perfect pairs, plain DPO lowered the model (M2 vs M1 47% at lr 1e-4; with 1000 prompts at
-    // T 0.7: 40% at 3e-4, 21% at 1e-3); with the NLL term it held (50-51.5%, oracle mean 3.16 -> 3.20 at lr 3e-4).
+    // Figures from `node dist/bench/tiny-loop.js` (seed 0; --set as named):
+    // prompts come from the world's task sampler, standing in for the paper's fixed prompt
+    // generator (Llama 2-Chat 70B): with prompts.generator=self the model wrote real tasks for 137
+    // of 363 prompts (iteration 1), the rest got candidates the oracle scores 0. Eight candidates at
+    // T 1.0: at four and T 0.7 (`srlm run --preset tiny` at aeabf49) the candidates of 168 of 191
+    // prompts all had the same oracle score. DPO with an NLL term on the chosen answers (RPO,
+    // weight 1): with the oracle's perfect pairs, plain DPO lowered the model (M2 vs M1 47.0% at
+    // lr 1e-4, 28.5% at 1e-3, nllWeight=0); with the NLL term at lr 3e-4 it held (51.5%, oracle mean
+    // 3.16 -> 3.20).
     sft: { lr: 3e-3, lrEnd: 3e-4, batchSize: 16, dropout: 0, epochs: 12, maxSeqLen: 128, warmupSteps: 10 },
     iterations: {
       count: 2,

@@ -11,8 +11,6 @@ import type { DpoMetrics } from '../train/dpo-loss';
 
 export type Arm = 'control' | 'ceiling';
 export const ARMS: readonly Arm[] = ['control', 'ceiling'];
-/** Who scores the candidates in each arm (the method: the model itself). */
-export const ARM_JUDGE = { control: 'random', ceiling: 'oracle' } as const satisfies Record<Arm, string>;
 
 export type HeadToHeadReport = HeadToHeadSummary & { a: string; b: string; judge: string };
 
@@ -70,11 +68,10 @@ export interface LineReport {
   models: ModelReport[];
 }
 
-export type ArmReport = LineReport & { judge: (typeof ARM_JUDGE)[Arm] };
+/** An arm's rows, with who scored its candidates (control: random, ceiling: oracle). */
+export type ArmReport = LineReport & { judge: 'random' | 'oracle' };
 
 export type RunReport = LineReport & { runId: string; control?: ArmReport; ceiling?: ArmReport };
-
-export const emptyLine = (): LineReport => ({ headToHead: [], judgeMetrics: [], pairs: [], prompts: [], training: [], dpo: [], models: [] });
 
 const finite = (x: number | null | undefined): x is number => typeof x === 'number' && Number.isFinite(x);
 const pct = (x: number | null | undefined) => (finite(x) ? `${(100 * x).toFixed(1)}%` : 'n/a');

@@ -313,7 +313,7 @@ export async function promptsStep(
  * supplies prompts only — the candidates are still judged by the model.
  */
 async function worldPromptsStep(ctx: StepContext, input: { runId: string; config: RunConfig; iteration: number; ift: ArtifactRef; earlier: ArtifactRef[]; evalPrompts?: ArtifactRef }, count: number) {
-  const world = input.config.model.base.startsWith('builtin:') ? await worldOf(input.config.model.base) : null;
+  const world = await runWorld(input.config);
   if (!world?.newPrompts) throw new InvalidInputError('prompts.generator "world" needs a built-in world with a task sampler (model.base builtin:<name>)');
   const key = stepKey(input.runId, `iteration-${input.iteration}/prompts`, { generator: 'world', world: world.name, ift: refId(input.ift), earlier: input.earlier.map(refId), evalPrompts: refId(input.evalPrompts), count, seed: input.config.seed });
   return once(ctx, key, async () => {
@@ -372,24 +372,17 @@ export async function judgeStep(
  * from 0..5 (seeded per candidate and sample), `oracle` gives the world's score every time.
  */
 async function referenceJudgments(config: RunConfig, candidates: CandidateRow[], by: 'random' | 'oracle', samples: number, seed: number): Promise<{ judgments: JudgmentRow[]; stats: JudgingStats }> {
-  let scoreOf: (c: CandidateRow, sample: number) => Promise<number>;
-  if (by === 'random') {
-    scoreOf = async (c, sample) => new Rng(deriveSeed(seed, 'random-judge', c.promptId, c.index, sample)).int(6);
-  } else {
-    const oracle = await oracleOf(config);
-    if (!oracle) throw new InvalidInputError('judge.by "oracle" needs a built-in world (model.base builtin:<name>)');
-    scoreOf = async (c) => oracle(c.instruction, c.response);
-  }
+  const world = by === 'oracle' ? await runWorld(config) : null;
+  if (by === 'oracle' && !world) throw new InvalidInputError('judge.by "oracle" needs a built-in world (model.base builtin:<name>)');
+  const scoreOf = (c: CandidateRow, sample: number) => (world ? world.oracleScore(c.instruction, c.response) : new Rng(deriveSeed(seed, 'random-judge', c.promptId, c.index, sample)).int(6));
   const judgments: JudgmentRow[] = [];
-  for (const c of candidates) for (let k = 0; k < samples; k++) judgments.push({ promptId: c.promptId, candidate: c.index, sample: k, reply: `(${by} judge)`, score: await scoreOf(c, k) });
+  for (const c of candidates) for (let k = 0; k < samples; k++) judgments.push({ promptId: c.promptId, candidate: c.index, sample: k, reply: `(${by} judge)`, score: scoreOf(c, k) });
   return { judgments, stats: { judgments: judgments.length, parsed: judgments.length, failed: 0, failureRate: 0 } };
 }
 
-/** The world's oracle as a score function, or null when the run has no built-in world. */
-async function oracleOf(config: RunConfig): Promise<((instruction: string, response: string) => number) | null> {
-  if (!config.model.base.startsWith('builtin:')) return null;
-  const world = await worldOf(config.model.base);
-  return (instruction, response) => world.oracleScore(instruction, response);
+/** The run's built-in world (its oracle, task sampler and reader), or null when the run has none. */
+async function runWorld(config: RunConfig): Promise<BuiltinWorld | null> {
+  return config.model.base.startsWith('builtin:') ? worldOf(config.model.base) : null;
 }
 
 export async function pairsStep(
@@ -502,12 +495,12 @@ export async function iterationDiagnosticsStep(
 ): Promise<{ diagnostics: IterationDiagnostics | null } & StepResult> {
   const key = stepKey(input.runId, `iteration-${input.iteration}/diagnostics`, { candidates: input.candidates.map(refId), judgments: input.judgments.map(refId), pairs: refId(input.pairs), base: input.config.model.base });
   return once(ctx, key, async () => {
-    const oracle = await oracleOf(input.config);
-    if (!oracle) return { diagnostics: null };
+    const world = await runWorld(input.config);
+    if (!world) return { diagnostics: null };
+    const oracle = (instruction: string, response: string) => world.oracleScore(instruction, response);
     const candidates = (await Promise.all(input.candidates.map((r) => getJsonl(ctx.store, r, CandidateRow)))).flat();
     const judgments = (await Promise.all(input.judgments.map((r) => getJsonl(ctx.store, r, JudgmentRow)))).flat();
     const pairs = await getJsonl(ctx.store, input.pairs, PairRow);
-    const world = await worldOf(input.config.model.base);
     const instructions = [...new Map(candidates.map((c) => [c.promptId, c.instruction])).values()];
     const understood = world.understands ? instructions.filter((i) => world.understands!(i)).length : null;
     return { diagnostics: { pairs: pairOracleCounts(pairs, oracle), judge: onPolicyAccuracy(candidates, meanJudgeScores(judgments), oracle), prompts: { count: instructions.length, understood } } };
@@ -536,8 +529,9 @@ export async function oracleEvalStep(
     model: refId(input.model), responses: refId(input.responses), prompts: refId(input.evalPrompts), n, candidates: settings.candidates, judge: { ...settings.judge, by: 'self' }, template: template ?? null, base: input.config.model.base, seed: input.config.seed,
   });
   return once(ctx, key, async () => {
-    const oracle = await oracleOf(input.config);
-    if (!oracle) return { evaluation: null };
+    const world = await runWorld(input.config);
+    if (!world) return { evaluation: null };
+    const oracle = (instruction: string, response: string) => world.oracleScore(instruction, response);
     const prompts = await getJsonl(ctx.store, input.evalPrompts, PromptRow);
     const answers = await getJson<string[]>(ctx.store, input.responses);
     const oracleMean = answers.reduce((sum, a, i) => sum + oracle(prompts[i]!.instruction, a), 0) / Math.max(1, answers.length);

@@ -26,7 +26,7 @@ import { trainSft } from '../train/sft';
 import { selfInstructPrompt } from '../method/prompts';
 import { deriveSeed, Rng } from '../random';
 import { JUSTIFICATIONS, oracleJudge, oracleJudgment, oracleScore, scoreTask, type OracleVerdict } from './tiny-oracle';
-import { FAMILIES, NUMBER_WORDS, parseTask, PHRASINGS, randomInstruction, WORDS, type Task } from './tiny-tasks';
+import { FAMILIES, NUMBER_WORDS, parseTask, PHRASINGS, randomInstruction, WORDS, type Family, type Task } from './tiny-tasks';
 import { INSTRUCTION_TEMPLATE } from '../tokenizer/template';
 import { WordTokenizer } from '../tokenizer/word';
 
@@ -238,14 +238,26 @@ export function responseWithScore(instruction: string, target: number, rng: Rng,
   return null;
 }
 
-/** Unique instructions, cycling through the families, none of which is in `taken`. */
-function uniqueInstructions(n: number, rng: Rng, taken: Set<string>): string[] {
+/**
+ * Unique instructions, cycling through the families, none of which is in `taken` (each is added
+ * to it). A family whose draws come up taken 200 times running is exhausted: with `partial` it is
+ * skipped (fewer than `n` come back only when every family is), otherwise that is an error.
+ */
+function uniqueInstructions(n: number, rng: Rng, taken: Set<string>, partial = false): string[] {
   const out: string[] = [];
-  let attempts = 0;
-  while (out.length < n) {
-    if (++attempts > n * 100) throw new Error(`tiny world: could not find ${n} new instructions`);
-    const text = randomInstruction(FAMILIES[out.length % FAMILIES.length]!, rng);
-    if (taken.has(text)) continue;
+  const live: Family[] = [...FAMILIES];
+  let misses = 0;
+  while (out.length < n && live.length > 0) {
+    const family = live[out.length % live.length]!;
+    const text = randomInstruction(family, rng);
+    if (taken.has(text)) {
+      if (++misses < 200) continue;
+      if (!partial) throw new Error(`tiny world: could not find ${n} new instructions (${family} ran out)`);
+      live.splice(live.indexOf(family), 1);
+      misses = 0;
+      continue;
+    }
+    misses = 0;
     taken.add(text);
     out.push(text);
   }
@@ -424,25 +436,7 @@ export const tinyWorld: BuiltinWorld = {
     // None of the world's own splits (training, held-out prompts, held-out ranked sets) is handed out.
     const w = worldOf(seed);
     const all = new Set([...taken, ...w.ift.map((r) => r.instruction), ...w.eft.map((r) => r.instruction), ...w.evalPrompts.map((r) => r.instruction), ...w.rankedEval.map((r) => r.instruction)]);
-    // Families cycle as in the seed data; one whose instructions run out is skipped, so fewer than
-    // `count` come back only when the world has no more new ones.
-    const rng = new Rng(deriveSeed(seed, 'tiny-world', 'new-prompts', iteration));
-    const out: string[] = [];
-    const misses = new Map<string, number>(); // consecutive draws already taken, per family
-    const exhausted = (f: string) => (misses.get(f) ?? 0) >= 200;
-    for (let k = 0; out.length < count && !FAMILIES.every(exhausted); k++) {
-      const family = FAMILIES[k % FAMILIES.length]!;
-      if (exhausted(family)) continue;
-      const text = randomInstruction(family, rng);
-      if (all.has(text)) {
-        misses.set(family, (misses.get(family) ?? 0) + 1);
-        continue;
-      }
-      misses.set(family, 0);
-      all.add(text);
-      out.push(text);
-    }
-    return out;
+    return uniqueInstructions(count, new Rng(deriveSeed(seed, 'tiny-world', 'new-prompts', iteration)), all, true);
   },
   understands: (instruction) => parseTask(instruction).ok,
   judgeTemplate: TINY_JUDGE_TEMPLATE,

@@ -131,8 +131,9 @@ describe('pipeline steps on the tiny world: the reference arms’ judges and the
     assert.ok(randomRows.every((j) => Number.isInteger(j.score) && j.score! >= 0 && j.score! <= 5));
     assert.ok(new Set(randomRows.map((j) => j.score)).size >= 4, 'random scores spread over the scale');
     // Seeded: a fresh store gives the same random judgments.
-    const again = await steps.judgeStep({ ...ctx, store: new LocalStore(path.join(tmp.dir, 'store2')) }, { runId, config: judgeBy('random'), iteration: 1, model, candidates: await putJsonl(new LocalStore(path.join(tmp.dir, 'store2')), 'c.jsonl', rows, CandidateRow), shard: 0 });
-    assert.deepEqual(await getJsonl(new LocalStore(path.join(tmp.dir, 'store2')), again.judgments, JudgmentRow), randomRows);
+    const fresh = new LocalStore(path.join(tmp.dir, 'store2'));
+    const again = await steps.judgeStep({ ...ctx, store: fresh }, { runId, config: judgeBy('random'), iteration: 1, model, candidates: await putJsonl(fresh, 'c.jsonl', rows, CandidateRow), shard: 0 });
+    assert.deepEqual(await getJsonl(fresh, again.judgments, JudgmentRow), randomRows);
   });
 
   it('reports how the pairs look to the oracle: with the oracle judging, every pair agrees and the judge is exact', async () => {
