@@ -13,7 +13,7 @@ import { Readable } from 'node:stream';
 import type { z } from 'zod';
 import { DatasetError, readJsonl } from '../data/jsonl';
 import { InvalidInputError } from '../errors';
-import type { ArtifactRef, ArtifactStore } from '../store/artifact';
+import { ArtifactRef, type ArtifactStore } from '../store/artifact';
 import { formatPath } from '../config/load';
 
 /** Rows as JSONL, each validated against the schema before anything is written. */
@@ -69,16 +69,30 @@ export function modelCacheDir(): string {
   return process.env.SRLM_MODEL_CACHE ?? path.join(process.env.SRLM_HOME ?? path.join(os.homedir(), '.srlm'), 'cache', 'models');
 }
 
+/**
+ * Downloads the files of the model whose index is `index` (a ref, or the index's key) into `dir`,
+ * each verified against the sha256 its index records; returns the index's file refs by name.
+ */
+export async function downloadModelFiles(store: ArtifactStore, index: ArtifactRef | string, dir: string): Promise<Record<string, ArtifactRef>> {
+  const name = typeof index === 'string' ? store.uriFor(index) : index.uri;
+  const parsed = await getJson<ModelIndex>(store, index);
+  if (parsed?.kind !== 'srlm-model' || typeof parsed.files !== 'object') throw new InvalidInputError(`${name} is not a model index`);
+  await fs.mkdir(dir, { recursive: true });
+  for (const [file, fileRef] of Object.entries(parsed.files)) {
+    if (!/^[A-Za-z0-9_][A-Za-z0-9._-]*$/.test(file)) throw new InvalidInputError(`${name} names a file ${JSON.stringify(file)} that is not a plain file name`);
+    if (!ArtifactRef.safeParse(fileRef).success) throw new InvalidInputError(`${name}: files.${file} is not an artifact reference`);
+    await store.download(fileRef, path.join(dir, file));
+  }
+  return parsed.files;
+}
+
 /** A local directory holding the model `ref` names, fetched (and verified) once per worker machine. */
 export async function fetchModel(store: ArtifactStore, ref: ArtifactRef): Promise<string> {
   const dir = path.join(modelCacheDir(), ref.sha256);
   if (existsSync(path.join(dir, '.complete'))) return dir;
-  const index = await getJson<ModelIndex>(store, ref);
-  if (index.kind !== 'srlm-model') throw new InvalidInputError(`${ref.uri} is not a model index`);
   const partial = `${dir}.partial-${process.pid}`;
   await fs.rm(partial, { recursive: true, force: true });
-  await fs.mkdir(partial, { recursive: true });
-  for (const [name, fileRef] of Object.entries(index.files)) await store.download(fileRef, path.join(partial, name));
+  await downloadModelFiles(store, ref, partial);
   await fs.writeFile(path.join(partial, '.complete'), ref.uri);
   await fs.rm(dir, { recursive: true, force: true });
   await fs.rename(partial, dir);

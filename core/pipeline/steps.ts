@@ -153,10 +153,15 @@ export interface DataRefs {
   counts: { ift: number; eft: number; evalPrompts: number; rankedEval: number };
 }
 
+/** Where a run's seed data step keeps its result (`<key>/result.json` holds the DataRefs). */
+export function dataStepKey(runId: string, config: Pick<RunConfig, 'data' | 'seed'>): string {
+  return stepKey(runId, 'data', { data: config.data, seed: config.seed });
+}
+
 /** Seed data into the run's store: a built-in world's (from the seed) or the user's files, validated row by row. */
 export async function prepareData(ctx: StepContext, input: { runId: string; config: RunConfig }): Promise<DataRefs & StepResult> {
   const { data, seed } = input.config;
-  const key = stepKey(input.runId, 'data', { data, seed });
+  const key = dataStepKey(input.runId, input.config);
   return once(ctx, key, async () => {
     const sources = { ift: data.ift, eft: data.eft, evalPrompts: data.evalPrompts, rankedEval: data.rankedEval };
     const worldData = new Map<string, Awaited<ReturnType<BuiltinWorld['data']>>>();
@@ -402,10 +407,15 @@ export async function pairsStep(
 // ---------------------------------------------------------------------------------------------
 // Evaluation
 
+/** Where a model's answers to the held-out prompts are kept (`<key>/result.json` holds `{responses}`). */
+export function responsesStepKey(runId: string, name: string, model: ArtifactRef, evalPrompts: ArtifactRef, maxNewTokens: number): string {
+  return stepKey(runId, `eval/responses-${name}`, { model: refId(model), prompts: refId(evalPrompts), maxNewTokens });
+}
+
 /** A model's greedy responses to the held-out prompts (shared by every comparison it is in). */
 export async function responsesStep(ctx: StepContext, input: { runId: string; config: RunConfig; name: string; model: ArtifactRef; evalPrompts: ArtifactRef }): Promise<{ responses: ArtifactRef } & StepResult> {
   const maxNewTokens = input.config.evaluation.maxNewTokens;
-  const key = stepKey(input.runId, `eval/responses-${input.name}`, { model: refId(input.model), prompts: refId(input.evalPrompts), maxNewTokens });
+  const key = responsesStepKey(input.runId, input.name, input.model, input.evalPrompts, maxNewTokens);
   return once(ctx, key, async () => {
     const prompts = await getJsonl(ctx.store, input.evalPrompts, PromptRow);
     const texts = await withModel(ctx, input.model, (tm) => respond(tm, prompts, maxNewTokens, (done, total) => ctx.heartbeat({ phase: `${input.name} answers the evaluation prompts`, step: done, total })));
