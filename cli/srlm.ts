@@ -84,6 +84,20 @@ function program(): Command {
       .option('--json', 'print the report as JSON on stdout'),
   ).action(async (runId, opts) => (await import('./runs.js')).reportCommand(runId, opts));
 
+  withConfigOptions(
+    srlm
+      .command('export')
+      .argument('<runId>', 'the run ID')
+      .description('take one of a finished run\'s models out of the artifact store: its Hugging Face directory, or its answers to the run\'s evaluation prompts as AlpacaEval model_outputs.json')
+      .requiredOption('--model <name>', 'a model as the run report names it: SFT, M1, M2, ... (M0 is the base; control/M2, ceiling/M2 are the reference arms\')')
+      .requiredOption('--format <format>', 'hf (config.json, model.safetensors, tokenizer.json, ...; every file verified against its sha256) or alpaca-eval ([{instruction, output, generator}])')
+      .requiredOption('--out <path>', 'hf: a directory to create (absent or empty); alpaca-eval: the JSON file to write (an existing directory gets model_outputs.json)')
+      .option('--store <uri>', 'the artifact store the run used (default: the store of --config / --preset, as srlm run resolves it)')
+      .option('--generator <name>', 'alpaca-eval: the generator field (default: the model name)')
+      .option('--json', 'print what was written as JSON on stdout')
+      .addHelpText('after', '\nReads only the artifact store (the run\'s recorded config, its report, checkpoints and answers), not Temporal:\nit works after the Temporal server that ran the run is gone. The run must have finished (it has a report).'),
+  ).action(async (runId, opts) => (await import('./export.js')).exportCommand(runId, opts));
+
   const config = srlm.command('config').description('inspect and validate run configs');
   withConfigOptions(config.command('show').description('print the resolved config (defaults filled in) as JSON')).action(async (opts) => {
     const { resolveRunConfig } = await import('./run-config.js');

@@ -1,8 +1,10 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { HeadToHeadRow } from '../../core/data/rows';
 import { isAlive, freePort, portOpen } from '../../infra/process';
 import { writePipelineFixture } from '../support/pipeline-fixture';
 import { tempDir } from '../support/servers';
@@ -36,7 +38,7 @@ function srlm(args: string[], env: NodeJS.ProcessEnv = {}, timeoutMs = 180_000):
 
 describe('srlm command line', () => {
   it('has --help for every command', async () => {
-    const commands = [[], ['run'], ['worker'], ['status'], ['config'], ['config', 'show'], ['config', 'check'], ['infra'], ['infra', 'up'], ['infra', 'status'], ['infra', 'down']];
+    const commands = [[], ['run'], ['worker'], ['status'], ['export'], ['config'], ['config', 'show'], ['config', 'check'], ['infra'], ['infra', 'up'], ['infra', 'status'], ['infra', 'down']];
     for (const cmd of commands) {
       const r = await srlm([...cmd, '--help']);
       assert.equal(r.code, 0, `srlm ${cmd.join(' ')} --help: ${r.stderr}`);
@@ -150,5 +152,77 @@ describe('srlm infra up / run / status / down (the local stack, as a user runs i
     for (const port of Object.values(ports)) assert.equal(await portOpen('127.0.0.1', port), false, `port ${port} still open`);
     const after = JSON.parse((await srlm(['infra', 'status', '--json'], env)).stdout) as { running: boolean }[];
     assert.deepEqual(after.map((s) => s.running), [false, false]);
+  });
+
+  it('exports the finished run\'s models from the store alone, with the servers down (srlm export)', async () => {
+    const configFile = path.join(home.dir, 'run.json');
+    const storeDir = path.join(home.dir, 'artifacts');
+    const offline = { ...env, TEMPORAL_ADDRESS: '127.0.0.1:1' }; // any attempt to reach Temporal would fail
+    const report = JSON.parse(readFileSync(path.join(storeDir, 'runs', 'cli-e2e', 'report', 'report.json'), 'utf8')) as { models: { name: string; uri: string }[] };
+    const indexFile = (name: string) => new URL(report.models.find((m) => m.name === name)!.uri).pathname;
+    const sha256 = (file: string) => createHash('sha256').update(readFileSync(file)).digest('hex');
+
+    // --format hf: the files of M2's checkpoint, byte for byte as the run stored them.
+    const hfDir = path.join(home.dir, 'export', 'M2-hf');
+    const hf = await srlm(['export', 'cli-e2e', '--model', 'M2', '--format', 'hf', '--out', hfDir, '--config', configFile, '--json'], offline);
+    assert.equal(hf.code, 0, hf.stderr);
+    const index = JSON.parse(readFileSync(indexFile('M2'), 'utf8')) as { files: Record<string, { sha256: string }> };
+    assert.deepEqual(readdirSync(hfDir).sort(), Object.keys(index.files).sort());
+    for (const name of ['config.json', 'model.safetensors', 'tokenizer.json']) assert.ok(index.files[name], `${name} in the checkpoint`);
+    for (const [name, ref] of Object.entries(index.files)) assert.equal(sha256(path.join(hfDir, name)), ref.sha256, name);
+    assert.deepEqual((JSON.parse(hf.stdout) as { files: { name: string }[] }).files.map((f) => f.name).sort(), Object.keys(index.files).sort());
+    // It loads with the model core and gives the stored checkpoint's logits.
+    const logits = async (dir: string) => {
+      const r = await srlm(['model', 'logits', '--model', dir, '--ids', '2,72,101,108,1']);
+      assert.equal(r.code, 0, r.stderr);
+      return (JSON.parse(r.stdout) as { logits: number[][] }).logits;
+    };
+    const exported = await logits(hfDir);
+    assert.equal(exported.length, 5);
+    assert.deepEqual(exported, await logits(path.dirname(indexFile('M2'))));
+    assert.notDeepEqual(exported, await logits(path.dirname(indexFile('M1'))), 'M2 is not M1');
+
+    // --format alpaca-eval: one row per evaluation prompt, the model's stored answers, generator = the model's name.
+    // The answers to compare with are the ones its head-to-heads recorded (rows keyed by prompt ID).
+    const evalPrompts = readFileSync(path.join(home.dir, 'fixture', 'eval.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { id: string; instruction: string });
+    const evalSteps = path.join(storeDir, 'runs', 'cli-e2e', 'steps', 'eval');
+    const answersIn = (stepPrefix: string, side: 'responseA' | 'responseB') => {
+      const dirs = readdirSync(evalSteps).filter((d) => d.startsWith(stepPrefix));
+      assert.equal(dirs.length, 1, `one ${stepPrefix}* step in the store`);
+      const rows = readFileSync(path.join(evalSteps, dirs[0]!, 'head-to-head.jsonl'), 'utf8').trim().split('\n').map((l) => HeadToHeadRow.parse(JSON.parse(l)));
+      return evalPrompts.map((p) => rows.find((h) => h.promptId === p.id)![side]);
+    };
+    const outFile = path.join(home.dir, 'export', 'M2-alpaca.json');
+    const ae = await srlm(['export', 'cli-e2e', '--model', 'M2', '--format', 'alpaca-eval', '--out', outFile, '--config', configFile], offline);
+    assert.equal(ae.code, 0, ae.stderr);
+    const rows = JSON.parse(readFileSync(outFile, 'utf8')) as { instruction: string; output: string; generator: string }[];
+    assert.equal(rows.length, evalPrompts.length);
+    assert.deepEqual(rows.map((r) => r.instruction), evalPrompts.map((p) => p.instruction));
+    assert.deepEqual(new Set(rows.map((r) => r.generator)), new Set(['M2']));
+    assert.deepEqual(rows.map((r) => r.output), answersIn('M2-vs-M1-self-', 'responseA'));
+    // SFT's, naming the store directly and writing into a directory.
+    const sftDir = path.join(home.dir, 'export');
+    const sft = await srlm(['export', 'cli-e2e', '--model', 'SFT', '--format', 'alpaca-eval', '--out', sftDir, '--store', `file://${storeDir}`, '--json'], offline);
+    assert.equal(sft.code, 0, sft.stderr);
+    assert.deepEqual(JSON.parse(sft.stdout), { runId: 'cli-e2e', model: 'SFT', format: 'alpaca-eval', out: path.join(sftDir, 'model_outputs.json'), generator: 'SFT', rows: evalPrompts.length });
+    const sftRows = JSON.parse(readFileSync(path.join(sftDir, 'model_outputs.json'), 'utf8')) as { output: string; generator: string }[];
+    assert.deepEqual(sftRows.map((r) => r.output), answersIn('M2-vs-SFT-self-', 'responseB'));
+    assert.deepEqual(new Set(sftRows.map((r) => r.generator)), new Set(['SFT']));
+
+    // Mistakes are exit code 2 with a message that says what to do.
+    const cases: [string[], RegExp][] = [
+      [['export', 'no-such-run', '--model', 'M2', '--format', 'hf', '--out', path.join(home.dir, 'x')], /no run no-such-run in the store/],
+      [['export', 'cli-e2e', '--model', 'M9', '--format', 'hf', '--out', path.join(home.dir, 'x')], /no model "M9"; its models are M0, SFT, M1, M2$/m],
+      [['export', 'cli-e2e', '--model', 'M2', '--format', 'gguf', '--out', path.join(home.dir, 'x')], /--format gguf: expected one of hf, alpaca-eval/],
+      [['export', 'cli-e2e', '--model', 'M0', '--format', 'alpaca-eval', '--out', path.join(home.dir, 'x.json')], /no stored answers of M0/],
+      [['export', 'cli-e2e', '--model', 'M2', '--format', 'hf', '--out', hfDir], /already exists and is not an empty directory/],
+    ];
+    for (const [args, message] of cases) {
+      const r = await srlm([...args, '--config', configFile], offline);
+      assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
+      assert.match(r.stderr, message);
+      assert.doesNotMatch(r.stderr, /at .*\.js:\d+/, 'no stack trace for a user error');
+    }
+    assert.equal(existsSync(path.join(home.dir, 'x')), false, 'nothing written for a failed export');
   });
 });
