@@ -63,6 +63,12 @@ export async function runCommand(opts: RunOptions): Promise<void> {
 }
 
 async function startOrAttach(client: Client, runId: string, taskQueue: string, input: RunInput): Promise<WorkflowHandle> {
+  // Whether a run with this ID is live already, so the message can say which of the two happened
+  // (the start below attaches to it; Temporal's start does not tell the client which it did).
+  const live = await client.workflow
+    .getHandle(runId)
+    .describe()
+    .then((d) => (d.status.name === 'RUNNING' ? d : null), () => null);
   try {
     const handle = await client.workflow.start('selfRewardingRun', {
       workflowId: runId,
@@ -78,7 +84,8 @@ async function startOrAttach(client: Client, runId: string, taskQueue: string, i
         { key: SrlmStage, value: 'starting' },
       ],
     });
-    log(`run ${runId}: started (or attached to the live run)`);
+    if (live && live.runId === handle.firstExecutionRunId) log(`run ${runId}: attached to the live run (started ${live.startTime.toISOString()})`);
+    else log(`run ${runId}: started`);
     return handle;
   } catch (err) {
     if (err instanceof WorkflowExecutionAlreadyStartedError) {

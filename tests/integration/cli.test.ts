@@ -4,8 +4,11 @@ import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { Client, Connection, WorkflowNotFoundError } from '@temporalio/client';
 import { HeadToHeadRow } from '../../core/data/rows';
-import { isAlive, freePort, portOpen } from '../../infra/process';
+import type { RunReport } from '../../core/pipeline/report';
+import { isAlive, freePort, portOpen, waitUntil } from '../../infra/process';
+import type { RunProgress } from '../../workflows/types';
 import { writePipelineFixture } from '../support/pipeline-fixture';
 import { tempDir } from '../support/servers';
 
@@ -142,6 +145,117 @@ describe('srlm infra up / run / status / down (the local stack, as a user runs i
     const missing = await srlm(['status', 'no-such-run'], env);
     assert.equal(missing.code, 2);
     assert.match(missing.stderr, /no run no-such-run/);
+  });
+
+  it('attaches to a live run instead of starting a second; the run holds while paused, resumes, grows by an iteration, and srlm report prints and writes its results', async () => {
+    // One run for three things: attaching to a live run, pause / resume / extend, and the report.
+    const fixture = await writePipelineFixture(path.join(home.dir, 'fixture-live'));
+    const configFile = path.join(home.dir, 'live.json');
+    writeFileSync(configFile, JSON.stringify(fixture.configFor(`file://${home.dir}/artifacts`, { model: 'srlm-model', orchestration: 'srlm-orchestration' })));
+    const runArgs = ['run', '--config', configFile, '--iterations', '1', '--run-id', 'live'];
+    const detached = await srlm([...runArgs, '--detach', '--json'], env);
+    assert.equal(detached.code, 0, detached.stderr);
+    assert.deepEqual(JSON.parse(detached.stdout), { runId: 'live', detached: true });
+    assert.match(detached.stderr, /^run live: started$/m);
+
+    const client = new Client({ connection: await Connection.connect({ address: `127.0.0.1:${ports.temporal}` }) });
+    try {
+      const handle = client.workflow.getHandle('live');
+      const progress = () => handle.query<RunProgress>('progress');
+      const scheduled = async () => ((await handle.fetchHistory()).events ?? []).flatMap((e) => e.activityTaskScheduledEventAttributes?.activityType?.name ?? []);
+      // Paused before any worker has seen it: the run does its config and data steps, then holds at its first gate.
+      await handle.signal('pause');
+
+      // `srlm run` with the same ID, no --detach: attaches and serves both queues in its own process.
+      let attachExited = false;
+      const attach = srlm(runArgs, env, 600_000).finally(() => (attachExited = true));
+      await waitUntil(async () => {
+        if (attachExited) throw new Error(`srlm run exited early: ${(await attach).stderr}`);
+        return (await progress().catch(() => null))?.stage === 'paused';
+      }, { timeoutMs: 120_000, describe: () => 'the run holding, paused' });
+      const held = await scheduled();
+      assert.deepEqual(held, ['recordRunConfig', 'prepareData']);
+      const status = await srlm(['status', 'live', '--json'], env);
+      assert.equal(status.code, 0, status.stderr);
+      assert.deepEqual((({ status: st, stage, paused, running }) => ({ st, stage, paused, running }))(JSON.parse(status.stdout)), { st: 'RUNNING', stage: 'paused', paused: true, running: [] });
+      const early = await srlm(['report', 'live', '--json'], env);
+      assert.equal(early.code, 2);
+      assert.match(early.stderr, /run live is RUNNING; the report is written when it completes/);
+      // It holds: over 3 s no activity is scheduled, none is pending, and no iteration starts.
+      for (const until = Date.now() + 3000; Date.now() < until; await new Promise((r) => setTimeout(r, 500))) {
+        assert.deepEqual(await scheduled(), held);
+        assert.deepEqual((await handle.describe()).raw.pendingActivities ?? [], []);
+        assert.equal((await progress()).stage, 'paused');
+      }
+      await assert.rejects(client.workflow.getHandle('live/iteration-1').describe(), WorkflowNotFoundError);
+
+      // One more iteration (1 → 2); the count cannot shrink.
+      await assert.rejects(handle.executeUpdate<number, [number]>('extendIterations', { args: [0] }), (err: Error & { cause?: Error }) => /iterations can only grow/.test(err.cause?.message ?? ''));
+      assert.equal(await handle.executeUpdate<number, [number]>('extendIterations', { args: [2] }), 2);
+      assert.deepEqual((({ iterations, paused }) => ({ iterations, paused }))(await progress()), { iterations: 2, paused: true });
+      await handle.signal('resume');
+
+      const attached = await attach;
+      assert.equal(attached.code, 0, attached.stderr);
+      assert.match(attached.stderr, /^run live: attached to the live run \(started \d{4}-/m);
+      assert.match(attached.stderr, /^ {2}paused$/m, 'the attached progress shows the hold');
+      assert.match(attached.stderr, /^run live finished: \d+ steps$/m);
+      assert.match(attached.stderr, /^ {2}M3 +M2 +self /m, 'the summary has the extra iteration');
+      // One execution with this ID (not a second run); the config and data steps ran once; iteration 2 ran as its child.
+      const executions = async () => {
+        const out: string[] = [];
+        for await (const w of client.workflow.list({ query: `WorkflowId = 'live'` })) out.push(w.status.name);
+        return out.join(' ');
+      };
+      await waitUntil(async () => (await executions()) === 'COMPLETED', { timeoutMs: 15_000, describe: () => 'one completed execution of live' });
+      const all = await scheduled();
+      assert.deepEqual(all.slice(0, 2), held);
+      assert.equal(all.filter((a) => a === 'recordRunConfig' || a === 'prepareData').length, 2);
+      assert.equal((await client.workflow.getHandle('live/iteration-2').describe()).status.name, 'COMPLETED');
+    } finally {
+      await client.connection.close();
+    }
+
+    // srlm report --json: one JSON document; --out: the same report as JSON, Markdown and HTML files.
+    const outDir = path.join(home.dir, 'report-live');
+    const report = await srlm(['report', 'live', '--json', '--out', outDir], env);
+    assert.equal(report.code, 0, report.stderr);
+    const r = JSON.parse(report.stdout) as RunReport;
+    assert.equal(r.runId, 'live');
+    assert.deepEqual(r.headToHead.map((h) => `${h.a} vs ${h.b}`), ['M1 vs SFT', 'M2 vs M1', 'M2 vs SFT', 'M3 vs M2', 'M3 vs SFT']);
+    for (const h of r.headToHead) {
+      assert.equal(h.judge, 'self');
+      assert.equal(h.n, 6);
+      assert.equal(h.wins + h.ties + h.losses, h.n);
+      assert.equal(h.winRate, (h.wins + h.ties / 2) / h.n);
+      assert.ok(h.ci95.length === 2 && h.ci95[0] >= 0 && h.ci95[0] <= h.winRate && h.winRate <= h.ci95[1] && h.ci95[1] <= 1, JSON.stringify(h));
+    }
+    assert.deepEqual(r.judgeMetrics.map((j) => j.model), ['SFT', 'M1', 'M2', 'M3']);
+    for (const j of r.judgeMetrics) {
+      assert.equal(j.sets, 3);
+      assert.equal(j.pairs, 9, 'three ranked replies per set: three pairs each');
+      for (const k of ['pairwiseAccuracy', 'pairwiseTies', 'fiveBest', 'exactMatch'] as const) assert.ok(j[k] >= 0 && j[k] <= 1, `${j.model} ${k} ${j[k]}`);
+      assert.equal(j.onPolicyAccuracy, null, 'no oracle for a user’s own data');
+    }
+    assert.deepEqual(r.pairs.map((p) => p.iteration), [1, 2]);
+    for (const p of r.pairs) {
+      assert.ok(p.count > 0);
+      assert.equal(p.count, p.stats.pairs);
+      assert.equal(p.stats.prompts, r.prompts.find((x) => x.iteration === p.iteration)!.count);
+      assert.equal(p.oracleAgree, null);
+    }
+    assert.deepEqual(r.models.map((m) => m.name), ['M0', 'SFT', 'M1', 'M2', 'M3']);
+    for (const m of r.models) {
+      assert.ok(m.uri?.startsWith(`file://${home.dir}/artifacts/runs/live/`), `${m.name}: ${m.uri}`);
+      assert.equal(m.oracleMean, null);
+    }
+    assert.deepEqual(JSON.parse(readFileSync(path.join(outDir, 'report.json'), 'utf8')), r);
+    const md = readFileSync(path.join(outDir, 'report.md'), 'utf8');
+    assert.match(md, /^# srlm run live\n/);
+    assert.equal(md.match(/^\| M3 \| M2 \| self \| /gm)?.length, 1);
+    const html = readFileSync(path.join(outDir, 'report.html'), 'utf8');
+    assert.match(html, /^<!doctype html>/i);
+    assert.ok((html.match(/<svg /g) ?? []).length > 0, 'charts');
   });
 
   it('stops both servers and leaves no process behind', async () => {

@@ -11,7 +11,9 @@ import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Client, Connection, WorkflowFailedError, defaultPayloadConverter, type WorkflowHandle } from '@temporalio/client';
 import type { Worker, WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { ListObjectsV2Command } from '@aws-sdk/client-s3';
 import type { RunConfig } from '../../core/config';
+import { S3Store } from '../../core/store/s3';
 import { waitUntil } from '../../infra/process';
 import { pendingActivities } from '../../cli/runs';
 import { bundleWorkflows, connectWorker, createWorkers, runWorkers, type QueueKind } from '../../workers/create';
@@ -44,6 +46,28 @@ async function completedActivities(client: Client, workflowId: string, runId?: s
     }
   }
   return out;
+}
+
+/** A step's directory under an iteration's prefix, without its input hash: `candidates-1-3f…/x` → `candidates-1`. */
+const stepOf = (key: string, prefix: string) => key.slice(prefix.length).split('/')[0]!.replace(/-[0-9a-f]{16}$/, '');
+
+/**
+ * What the store holds under `prefix` (a key prefix inside the store at s3://bucket/storePrefix):
+ * the artifacts (key → sha256, from the store's manifests) and the raw S3 objects behind them, data
+ * and manifests (object key → ETag and LastModified, which change when an object is written again).
+ */
+async function storeSnapshot(s3: TestS3, storePrefix: string, prefix: string): Promise<{ artifacts: Map<string, string>; objects: Map<string, string> }> {
+  const client = s3.client();
+  const store = new S3Store({ bucket: s3.bucket, prefix: storePrefix, client });
+  const artifacts = new Map((await store.list(prefix)).map((a) => [a.key, a.sha256]));
+  const objects = new Map<string, string>();
+  let token: string | undefined;
+  do {
+    const page = await client.send(new ListObjectsV2Command({ Bucket: s3.bucket, Prefix: `${storePrefix}/`, ContinuationToken: token }));
+    for (const o of page.Contents ?? []) if (o.Key!.includes(`/${prefix}`)) objects.set(o.Key!, `${o.ETag} ${o.LastModified!.toISOString()}`);
+    token = page.NextContinuationToken;
+  } while (token);
+  return { artifacts, objects };
 }
 
 describe('the failure contract, on a real dev server and a real S3 server', () => {
@@ -198,6 +222,9 @@ describe('the failure contract, on a real dev server and a real S3 server', () =
     const input: RunInput = { runId: 'retry', config, configSource: 'test' };
     const handle = await client.workflow.start('selfRewardingRun', { workflowId: 'retry', taskQueue: config.temporal.taskQueues.orchestration, args: [input] });
     let status: Record<string, unknown> = {};
+    // The iteration's steps in the store, when it has failed (before the retry) and when the run is done.
+    const iterationPrefix = 'runs/retry/steps/iteration-2/';
+    let before: Awaited<ReturnType<typeof storeSnapshot>> | undefined;
     try {
       const result = await withWorkers(config, ['orchestration', 'model'], (async () => {
         await waitUntil(async () => (await progressOf(handle))?.failed != null, { timeoutMs: 600_000, describe: () => 'iteration 2 failing' });
@@ -210,6 +237,7 @@ describe('the failure contract, on a real dev server and a real S3 server', () =
             child.stderr.on('data', (d) => (stderr += d));
             child.on('exit', (code) => resolve({ code, stdout, stderr }));
           });
+        before = await storeSnapshot(s3, 'retry', iterationPrefix);
         const s = await cli(['status', 'retry', '--json']);
         assert.equal(s.code, 0, s.stderr);
         status = JSON.parse(s.stdout);
@@ -235,17 +263,32 @@ describe('the failure contract, on a real dev server and a real S3 server', () =
     assert.match(failed.message, /SRLM_FAULT_DPO_MAX_LR/);
     assert.match(failed.retryCommand, /^srlm retry retry --iteration 2/);
 
-    // The iteration's two runs: the failed one computed everything up to DPO; the retry reused it all.
-    const runs: string[] = [];
-    for await (const w of client.workflow.list({ query: `WorkflowId = "retry/iteration-2"` })) runs.push(w.runId);
+    // The iteration's two runs: the failed one computed everything up to DPO; the retry reused all of
+    // it (every shard) and computed only DPO.
+    const runs: { runId: string; start: number }[] = [];
+    for await (const w of client.workflow.list({ query: `WorkflowId = "retry/iteration-2"` })) runs.push({ runId: w.runId, start: w.startTime.getTime() });
     assert.equal(runs.length, 2);
-    const attempts = await Promise.all(runs.map((r) => completedActivities(client, 'retry/iteration-2', r)));
-    const second = attempts.find((a) => a.some((x) => x.type === 'trainDpo'))!;
-    const reused = Object.fromEntries(second.map((a) => [a.type, a.result?.reused]));
-    assert.equal(reused.generatePrompts, true);
-    assert.equal(reused.sampleCandidates, true);
-    assert.equal(reused.judgeCandidates, true);
-    assert.equal(reused.buildPairs, true);
-    assert.equal(reused.trainDpo, false);
+    runs.sort((a, b) => a.start - b.start);
+    const [first, second] = await Promise.all(runs.map((r) => completedActivities(client, 'retry/iteration-2', r.runId)));
+    const upToDpo = ['generatePrompts', 'sampleCandidates', 'judgeCandidates', 'buildPairs', 'trainDpo'];
+    const flags = (acts: ActivityRun[]) => acts.filter((a) => upToDpo.includes(a.type)).map((a) => `${a.type}:${String(a.result?.reused)}`).sort();
+    const upToPairs = (reused: boolean) => ['buildPairs', 'generatePrompts', 'judgeCandidates', 'judgeCandidates', 'judgeCandidates', 'sampleCandidates', 'sampleCandidates', 'sampleCandidates'].map((t) => `${t}:${reused}`);
+    assert.deepEqual(first!.map((a) => a.type).filter((t) => !upToDpo.includes(t)), [], 'the failed attempt stopped at DPO');
+    assert.deepEqual(flags(first!), upToPairs(false), 'the failed attempt computed the prompts, 3 candidate shards, 3 judgment shards and the pairs; its DPO never completed');
+    assert.deepEqual(flags(second!), [...upToPairs(true), 'trainDpo:false'].sort(), 'the retry reused every one of them and computed DPO');
+
+    // The store agrees: the prompts, candidates, judgments and pairs objects are the very ones the
+    // failed attempt wrote (same keys, sha256s, and S3 objects not written again); DPO wrote new ones.
+    const after = await storeSnapshot(s3, 'retry', iterationPrefix);
+    const bySteps = (snap: Map<string, string>, keep: (step: string) => boolean) => [...snap].filter(([k]) => keep(stepOf(k.slice(k.indexOf(iterationPrefix)), iterationPrefix))).sort(([a], [b]) => (a < b ? -1 : 1));
+    const reusedStep = (step: string) => step !== 'dpo';
+    const steps = [...new Set([...before!.artifacts.keys()].map((k) => stepOf(k, iterationPrefix)))].sort();
+    assert.deepEqual(steps, ['candidates-0', 'candidates-1', 'candidates-2', 'judgments-0', 'judgments-1', 'judgments-2', 'pairs', 'prompts']);
+    assert.deepEqual(bySteps(after.artifacts, reusedStep), bySteps(before!.artifacts, reusedStep));
+    assert.deepEqual(bySteps(after.objects, reusedStep), bySteps(before!.objects, reusedStep));
+    assert.equal(before!.artifacts.size, 16, 'each step wrote its output and its result');
+    assert.equal(before!.objects.size, 32, 'each artifact is a data object and a manifest');
+    const dpo = bySteps(after.artifacts, (s) => s === 'dpo').map(([k]) => k.slice(iterationPrefix.length).replace(/^dpo-[0-9a-f]{16}\//, ''));
+    assert.ok(dpo.includes('result.json') && dpo.includes('model/model.json') && dpo.includes('model/model.safetensors'), dpo.join(', '));
   });
 });
