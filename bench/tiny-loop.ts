@@ -7,7 +7,7 @@
  * model's win rate against the one before (oracle judge, both orders) and its mean oracle score.
  * Figures only; nothing is asserted.
  *
- *   npm run build && node dist/bench/tiny-loop.js [--seed N] [--judges self,random,oracle] [--store DIR] [--set key=value ...]
+ *   npm run build && node dist/bench/tiny-loop.js [--seed N] [--world paths|tiny] [--judges self,random,oracle] [--store DIR] [--set key=value ...]
  *   e.g. --set iterations.settings.candidates.n=8 --set iterations.settings.dpo.lr=3e-4
  */
 import * as os from 'node:os';
@@ -18,14 +18,15 @@ import type { ArtifactRef } from '../core/store/artifact';
 import * as steps from '../core/pipeline/steps';
 import { LocalStore } from '../core/store/local';
 
-function args(): { seed: number; judges: ('self' | 'random' | 'oracle')[]; store: string; sets: string[] } {
+function args(): { seed: number; world: string | null; judges: ('self' | 'random' | 'oracle')[]; store: string; sets: string[] } {
   const argv = process.argv.slice(2);
-  const out = { seed: 0, judges: ['self', 'random', 'oracle'] as ('self' | 'random' | 'oracle')[], store: path.join(os.homedir(), '.srlm', 'tiny-loop'), sets: [] as string[] };
+  const out = { seed: 0, world: null as string | null, judges: ['self', 'random', 'oracle'] as ('self' | 'random' | 'oracle')[], store: path.join(os.homedir(), '.srlm', 'tiny-loop'), sets: [] as string[] };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     const v = argv[++i];
     if (v === undefined) throw new Error(`${a} needs a value`);
     if (a === '--seed') out.seed = Number(v);
+    else if (a === '--world') out.world = v;
     else if (a === '--judges') out.judges = v.split(',') as typeof out.judges;
     else if (a === '--store') out.store = path.resolve(v);
     else if (a === '--set') out.sets.push(v);
@@ -37,7 +38,9 @@ function args(): { seed: number; judges: ('self' | 'random' | 'oracle')[]; store
 async function main(): Promise<void> {
   const o = args();
   const backend = (await initBackend()).name;
-  const config: RunConfig = applyAssignments({ ...presetConfig('tiny'), seed: o.seed, store: { uri: o.store } }, o.sets);
+  // --world swaps the preset's built-in world (its base model and every data split) for another.
+  const world = o.world ? [`model.base=builtin:${o.world}`, ...['ift', 'eft', 'evalPrompts:eval-prompts', 'rankedEval:ranked-eval'].map((d) => `data.${d.split(':')[0]}=builtin:${o.world}/${d.split(':').at(-1)}`)] : [];
+  const config: RunConfig = applyAssignments({ ...presetConfig('tiny'), seed: o.seed, store: { uri: o.store } }, [...world, ...o.sets]);
   const store = new LocalStore(o.store);
   let lastBeat = 0;
   const ctx: steps.StepContext = {

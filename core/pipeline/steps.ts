@@ -379,7 +379,7 @@ export async function judgeStep(
 async function referenceJudgments(config: RunConfig, candidates: CandidateRow[], by: 'random' | 'oracle', samples: number, seed: number): Promise<{ judgments: JudgmentRow[]; stats: JudgingStats }> {
   const world = by === 'oracle' ? await runWorld(config) : null;
   if (by === 'oracle' && !world) throw new InvalidInputError('judge.by "oracle" needs a built-in world (model.base builtin:<name>)');
-  const scoreOf = (c: CandidateRow, sample: number) => (world ? world.oracleScore(c.instruction, c.response) : new Rng(deriveSeed(seed, 'random-judge', c.promptId, c.index, sample)).int(6));
+  const scoreOf = (c: CandidateRow, sample: number) => (world ? world.oracleScore(c.instruction, c.response, config.seed) : new Rng(deriveSeed(seed, 'random-judge', c.promptId, c.index, sample)).int(6));
   const judgments: JudgmentRow[] = [];
   for (const c of candidates) for (let k = 0; k < samples; k++) judgments.push({ promptId: c.promptId, candidate: c.index, sample: k, reply: `(${by} judge)`, score: scoreOf(c, k) });
   return { judgments, stats: { judgments: judgments.length, parsed: judgments.length, failed: 0, failureRate: 0 } };
@@ -441,7 +441,7 @@ async function fixedModel(ctx: StepContext, runId: string, dir: string, field: s
 async function openJudge(ctx: StepContext, runId: string, config: RunConfig, spec: string, self: ArtifactRef): Promise<{ judge: PointwiseJudge; dispose: () => void }> {
   if (spec === 'oracle') {
     if (!config.model.base.startsWith('builtin:')) throw new InvalidInputError('evaluation.judge "oracle" needs a built-in world (model.base builtin:<name>)');
-    return { judge: (await worldOf(config.model.base)).oracle(), dispose: () => undefined };
+    return { judge: (await worldOf(config.model.base)).oracle(config.seed), dispose: () => undefined };
   }
   const s = config.iterations.settings.judge;
   const template = await templateText(s.template, 'judge', config);
@@ -507,7 +507,7 @@ export async function iterationDiagnosticsStep(
   return once(ctx, key, async () => {
     const world = await runWorld(input.config);
     if (!world) return { diagnostics: null };
-    const oracle = (instruction: string, response: string) => world.oracleScore(instruction, response);
+    const oracle = (instruction: string, response: string) => world.oracleScore(instruction, response, input.config.seed);
     const candidates = (await Promise.all(input.candidates.map((r) => getJsonl(ctx.store, r, CandidateRow)))).flat();
     const judgments = (await Promise.all(input.judgments.map((r) => getJsonl(ctx.store, r, JudgmentRow)))).flat();
     const pairs = await getJsonl(ctx.store, input.pairs, PairRow);
@@ -541,7 +541,7 @@ export async function oracleEvalStep(
   return once(ctx, key, async () => {
     const world = await runWorld(input.config);
     if (!world) return { evaluation: null };
-    const oracle = (instruction: string, response: string) => world.oracleScore(instruction, response);
+    const oracle = (instruction: string, response: string) => world.oracleScore(instruction, response, input.config.seed);
     const prompts = await getJsonl(ctx.store, input.evalPrompts, PromptRow);
     const answers = await getJson<string[]>(ctx.store, input.responses);
     const oracleMean = answers.reduce((sum, a, i) => sum + oracle(prompts[i]!.instruction, a), 0) / Math.max(1, answers.length);

@@ -19,9 +19,10 @@ export interface BuiltinWorld {
   data(seed: number): WorldData;
   /** M0: made from scratch (and any pretraining the world defines), reporting progress. */
   baseModel(seed: number, onProgress: (step: number, total: number, loss: number) => void, signal?: AbortSignal): Promise<TextModel>;
-  oracle(): PointwiseJudge;
-  /** The oracle's 0..5 score of one response (the same scores `oracle()` gives). */
-  oracleScore(instruction: string, response: string): number;
+  /** The oracle of the world made from `seed` (a world whose tasks depend on its seed needs it). */
+  oracle(seed: number): PointwiseJudge;
+  /** The oracle's 0..5 score of one response (the same scores `oracle(seed)` gives). */
+  oracleScore(instruction: string, response: string, seed: number): number;
   /** `count` new instructions of the world's tasks for an iteration, none in `taken` nor in the world's own splits (for `prompts.generator: world`). */
   newPrompts?(seed: number, iteration: number, count: number, taken: Set<string>): string[];
   /** Whether the world can read an instruction as one of its tasks (a diagnostic of self-instruct). */

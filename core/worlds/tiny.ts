@@ -384,10 +384,35 @@ export function tinyTextModel(model: DecoderModel): TextModel {
 }
 
 /**
- * M0: a fresh model (initialised from the seed) pretrained on the world's pretraining text.
- * Reports every step; when `signal` is aborted it stops between steps and returns the model as it
- * is (the caller checks the signal and discards it).
+ * Next-token training of `tm` on a world's pretraining text (each text after BOS, up to the model's
+ * positions). Reports every step; when `signal` is aborted it stops between steps and returns (the
+ * caller checks the signal and discards the model).
  */
+export async function pretrainBase(
+  tm: TextModel,
+  texts: string[],
+  seed: number,
+  s: TinyBaseSettings,
+  onProgress?: (step: number, total: number, loss: number) => void,
+  signal?: AbortSignal,
+): Promise<void> {
+  const { tokenizer } = tm;
+  const { bosTokenId: bos, eosTokenId: eos } = tokenizer;
+  if (bos === null || eos === null) throw new Error('pretrainBase needs a tokenizer with BOS and EOS tokens');
+  const maxPositions = tm.model.config.maxPositions;
+  const examples = texts.map((text) => ({ prompt: [bos], response: [...tokenizer.encode(text), eos].slice(0, maxPositions - 1) }));
+  await trainSft(
+    tm.model,
+    examples,
+    {
+      lr: s.lr, lrEnd: s.lrEnd, schedule: 'cosine', warmupSteps: s.warmupSteps, batchSize: s.batchSize, gradientAccumulation: 1, epochs: s.epochs, dropout: 0,
+      weightDecay: 0, gradClip: 1, maxSeqLen: maxPositions, checkpointEverySteps: 1e9, checkpointEverySeconds: 1e9, seed,
+    },
+    { ...(signal ? { signal } : {}), ...(onProgress ? { onProgress: (p) => onProgress(p.step, p.total, p.loss) } : {}) },
+  );
+}
+
+/** M0: a fresh model (initialised from the seed) pretrained on the world's pretraining text (see pretrainBase). */
 export async function tinyBaseModel(
   seed: number,
   pretrain: string[],
@@ -396,19 +421,8 @@ export async function tinyBaseModel(
   signal?: AbortSignal,
 ): Promise<TextModel> {
   const s = TinyBaseSettings.parse(settings);
-  const config = tinyModelConfig({ hiddenSize: s.hiddenSize, numLayers: s.numLayers });
-  const tm = tinyTextModel(DecoderModel.initialise(config, deriveSeed(seed, 'tiny-m0-init')));
-  const tokenizer = tinyTokenizer();
-  const examples = pretrain.map((text) => ({ prompt: [tokenizer.bosTokenId], response: [...tokenizer.encode(text), tokenizer.eosTokenId].slice(0, config.maxPositions - 1) }));
-  await trainSft(
-    tm.model,
-    examples,
-    {
-      lr: s.lr, lrEnd: s.lrEnd, schedule: 'cosine', warmupSteps: s.warmupSteps, batchSize: s.batchSize, gradientAccumulation: 1, epochs: s.epochs, dropout: 0,
-      weightDecay: 0, gradClip: 1, maxSeqLen: config.maxPositions, checkpointEverySteps: 1e9, checkpointEverySeconds: 1e9, seed: deriveSeed(seed, 'tiny-m0-train'),
-    },
-    { ...(signal ? { signal } : {}), ...(onProgress ? { onProgress: (p) => onProgress(p.step, p.total, p.loss) } : {}) },
-  );
+  const tm = tinyTextModel(DecoderModel.initialise(tinyModelConfig({ hiddenSize: s.hiddenSize, numLayers: s.numLayers }), deriveSeed(seed, 'tiny-m0-init')));
+  await pretrainBase(tm, pretrain, deriveSeed(seed, 'tiny-m0-train'), s, onProgress, signal);
   return tm;
 }
 

@@ -96,7 +96,7 @@ describe('pipeline steps on the tiny world: the reference arms’ judges and the
 
   before(async () => {
     process.env.SRLM_MODEL_CACHE = path.join(tmp.dir, 'cache');
-    config = parseConfig({ ...presetConfig('tiny'), store: { uri: path.join(tmp.dir, 'store') }, evaluation: { judge: 'oracle', maxNewTokens: 8, onPolicyPrompts: 6 } });
+    config = parseConfig({ ...presetConfig('lists'), store: { uri: path.join(tmp.dir, 'store') }, evaluation: { judge: 'oracle', maxNewTokens: 8, onPolicyPrompts: 6 } });
     ctx = { store: new LocalStore(path.join(tmp.dir, 'store')), backend: 'test', scratch: path.join(tmp.dir, 'scratch'), heartbeat: () => undefined };
     // A small untrained model of the world's vocabulary: its answers are noise, of varied oracle score.
     const tm = tinyTextModel(DecoderModel.initialise(tinyModelConfig({ hiddenSize: 16, numLayers: 1, numHeads: 2 }), 3));

@@ -1,0 +1,97 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { parseJudgeScore } from '../../core/judge/parse';
+import { allRoutes, edgesOf, makeGraph, makePathsWorld, NODES, parseRoute, pathsOracleScore, pathsTokenizer, pathsWorld, scoreRoute, type Graph, type Route } from '../../core/worlds/paths';
+
+/** A walk of `k` hops from `a` that avoids `goal` at its end (a 3-point answer), if the graph has one. */
+function walkMissing(g: Graph, r: Route): string[] | null {
+  const go = (at: string, left: number): string[] | null => {
+    if (left === 0) return at === r.b ? null : [];
+    for (const s of g.get(at)!) {
+      const rest = go(s, left - 1);
+      if (rest) return [s, ...rest];
+    }
+    return null;
+  };
+  return go(r.a, r.k);
+}
+
+describe('the paths world', () => {
+  const world = makePathsWorld(0);
+  const g = world.graph;
+  const routes = allRoutes(g);
+
+  it('draws a graph from the seed: two distinct successors per node, never itself; another seed, another graph', () => {
+    assert.equal(g.size, NODES.length);
+    for (const [a, next] of g) {
+      assert.equal(next.length, 2);
+      assert.equal(new Set(next).size, 2);
+      assert.ok(!next.includes(a));
+    }
+    assert.deepEqual([...makeGraph(0)], [...g]);
+    assert.notDeepEqual([...makeGraph(1)], [...g]);
+  });
+
+  it('scores by hand: the five additive points, each only after the one before', () => {
+    const { route, paths } = routes.find((x) => x.route.k === 3 && walkMissing(g, x.route))!;
+    const path = paths[0]!;
+    const instruction = `Go from ${route.a} to ${route.b} in 3 steps`;
+    const score = (response: string) => pathsOracleScore(0, instruction, response);
+    const notEdge = (from: string) => NODES.find((n) => n !== from && !g.get(from)!.includes(n))!;
+    assert.equal(score(path.join(' ')), 5);
+    assert.equal(score(`Sure: ${path.join(' ')}`), 4, 'a right path with extra words');
+    assert.equal(score(walkMissing(g, route)!.join(' ')), 3, 'a walk that misses the goal');
+    assert.equal(score([path[0]!, notEdge(path[0]!), route.b].join(' ')), 2, 'first hop right, then a jump');
+    assert.equal(score([notEdge(route.a), path[1]!, route.b].join(' ')), 1, 'the first hop is no edge');
+    assert.equal(score('I do not know.'), 0);
+    assert.equal(score(''), 0);
+    assert.equal(pathsOracleScore(0, 'Reverse: cat dog', path.join(' ')), 0, 'not a route of this world');
+    // The written check: the recalled edges and a mark per hop, the end, the length; it stops at the
+    // first criterion that fails, so its last line decides the score.
+    const hops = `${edgesOf(g, route.a)}: ${path[0]} yes. ${edgesOf(g, path[0]!)}: ${path[1]} yes. ${edgesOf(g, path[1]!)}: ${path[2]} yes`;
+    assert.equal(scoreRoute(g, route, path.join(' ')).check, `${hops}. end ${route.b} ${route.b} yes. steps 3 yes`);
+    assert.equal(scoreRoute(g, route, `Sure: ${path.join(' ')}`).check, `${hops}. end ${route.b} ${route.b} yes. steps 3 no`);
+    const jump = notEdge(path[0]!);
+    assert.equal(scoreRoute(g, route, [path[0]!, jump, route.b].join(' ')).check, `${edgesOf(g, route.a)}: ${path[0]} yes. ${edgesOf(g, path[0]!)}: ${jump} no`);
+    assert.equal(scoreRoute(g, route, 'I do not know.').check, 'no nodes');
+  });
+
+  it('reads every phrasing of a route and nothing else', () => {
+    assert.deepEqual(parseRoute('Find a path from cat to dog in 3 steps'), { a: 'cat', b: 'dog', k: 3 });
+    assert.deepEqual(parseRoute('route from CAT to dog in 2 steps.'), { a: 'cat', b: 'dog', k: 2 });
+    assert.equal(parseRoute('Go from cat to unicorn in 2 steps'), null);
+    assert.equal(parseRoute('Go from cat to dog'), null);
+  });
+
+  it('keeps the held-out routes untaught: IFT answers score 5, and no IFT route is a held-out one', () => {
+    const key = (i: string) => JSON.stringify(parseRoute(i));
+    assert.ok(world.ift.every((r) => pathsOracleScore(0, r.instruction, r.response) === 5));
+    const taught = new Set(world.ift.map((r) => key(r.instruction)));
+    const heldOut = [...world.evalPrompts.map((p) => p.instruction), ...world.rankedEval.map((s) => s.instruction)];
+    assert.equal(world.evalPrompts.length, 100);
+    assert.ok(heldOut.every((i) => !taught.has(key(i))));
+    // The iterations' prompts: untaught routes, never a held-out or training text.
+    const fresh = pathsWorld.newPrompts!(0, 1, 300, new Set());
+    assert.equal(fresh.length, 300);
+    const texts = new Set([...heldOut, ...world.ift.map((r) => r.instruction), ...world.eft.map((r) => r.instruction)]);
+    assert.ok(fresh.every((i) => !texts.has(i) && !taught.has(key(i))));
+    assert.notDeepEqual(pathsWorld.newPrompts!(0, 2, 300, new Set(fresh)), fresh);
+  });
+
+  it('balances EFT across scores, and each judgment ends in the score the judge parser reads', () => {
+    const counts = [0, 1, 2, 3, 4, 5].map((s) => world.eft.filter((r) => r.score === s).length);
+    assert.deepEqual(counts, [200, 200, 200, 200, 200, 200]);
+    for (const r of world.eft) {
+      assert.equal(pathsOracleScore(0, r.instruction, r.response), r.score);
+      const parsed = parseJudgeScore(r.judgment);
+      assert.ok(parsed.ok && parsed.score === r.score, r.judgment);
+    }
+    for (const set of world.rankedEval) assert.equal(new Set(set.responses.map((x) => x.text)).size, 4);
+  });
+
+  it('writes every text of the world in its closed vocabulary', () => {
+    const t = pathsTokenizer();
+    const texts = [...world.pretrain, ...world.ift.flatMap((r) => [r.instruction, r.response]), ...world.eft.flatMap((r) => [r.instruction, r.response, r.judgment])];
+    for (const text of texts) assert.equal(t.decode(t.encode(text)), text);
+  });
+});
