@@ -1,5 +1,5 @@
 /**
- * The tiny preset's whole loop without Temporal, for quick experiments on its settings: the same
+ * A preset's whole loop (the tiny preset's by default) without Temporal, for quick experiments on its settings: the same
  * pipeline steps (core/pipeline/steps.ts) on a local store, so M0, SFT, M1 and any step whose inputs
  * and settings are unchanged are reused from earlier invocations. Runs the method (the model judges
  * itself) and the reference arms (random judge, oracle judge) from the same M1 and prints, per
@@ -7,7 +7,7 @@
  * model's win rate against the one before (oracle judge, both orders) and its mean oracle score.
  * Figures only; nothing is asserted.
  *
- *   npm run build && node dist/bench/tiny-loop.js [--seed N] [--world paths|tiny] [--judges self,random,oracle] [--store DIR] [--set key=value ...]
+ *   npm run build && node dist/bench/tiny-loop.js [--preset tiny|lists] [--seed N] [--world paths|tiny] [--judges self,random,oracle] [--store DIR] [--set key=value ...]
  *   e.g. --set iterations.settings.candidates.n=8 --set iterations.settings.dpo.lr=3e-4
  */
 import * as os from 'node:os';
@@ -18,14 +18,15 @@ import type { ArtifactRef } from '../core/store/artifact';
 import * as steps from '../core/pipeline/steps';
 import { LocalStore } from '../core/store/local';
 
-function args(): { seed: number; world: string | null; judges: ('self' | 'random' | 'oracle')[]; store: string; sets: string[] } {
+function args(): { preset: string; seed: number; world: string | null; judges: ('self' | 'random' | 'oracle')[]; store: string; sets: string[] } {
   const argv = process.argv.slice(2);
-  const out = { seed: 0, world: null as string | null, judges: ['self', 'random', 'oracle'] as ('self' | 'random' | 'oracle')[], store: path.join(os.homedir(), '.srlm', 'tiny-loop'), sets: [] as string[] };
+  const out = { preset: 'tiny', seed: 0, world: null as string | null, judges: ['self', 'random', 'oracle'] as ('self' | 'random' | 'oracle')[], store: path.join(os.homedir(), '.srlm', 'tiny-loop'), sets: [] as string[] };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     const v = argv[++i];
     if (v === undefined) throw new Error(`${a} needs a value`);
-    if (a === '--seed') out.seed = Number(v);
+    if (a === '--preset') out.preset = v;
+    else if (a === '--seed') out.seed = Number(v);
     else if (a === '--world') out.world = v;
     else if (a === '--judges') out.judges = v.split(',') as typeof out.judges;
     else if (a === '--store') out.store = path.resolve(v);
@@ -40,7 +41,7 @@ async function main(): Promise<void> {
   const backend = (await initBackend()).name;
   // --world swaps the preset's built-in world (its base model and every data split) for another.
   const world = o.world ? [`model.base=builtin:${o.world}`, ...['ift', 'eft', 'evalPrompts:eval-prompts', 'rankedEval:ranked-eval'].map((d) => `data.${d.split(':')[0]}=builtin:${o.world}/${d.split(':').at(-1)}`)] : [];
-  const config: RunConfig = applyAssignments({ ...presetConfig('tiny'), seed: o.seed, store: { uri: o.store } }, [...world, ...o.sets]);
+  const config: RunConfig = applyAssignments({ ...presetConfig(o.preset), seed: o.seed, store: { uri: o.store } }, [...world, ...o.sets]);
   const store = new LocalStore(o.store);
   let lastBeat = 0;
   const ctx: steps.StepContext = {
@@ -53,7 +54,7 @@ async function main(): Promise<void> {
       console.log(`    ${h.phase} ${h.step}/${h.total}`);
     },
   };
-  const runId = `tiny-loop-s${o.seed}`;
+  const runId = `${o.preset}-loop-s${o.seed}`;
   const started = Date.now();
   const timed = async <T extends { reused?: boolean }>(what: string, f: () => Promise<T>): Promise<T> => {
     const t = Date.now();

@@ -6,60 +6,50 @@ import type { RunConfigInput } from './schema';
  * cores on a synthetic world with an oracle (core/worlds/). `tiny` (what `npm start` runs) is the
  * paths world; `lists` is the list-task world.
  */
-export const PRESETS: Record<string, RunConfigInput> = {
-  // The paths world (core/worlds/paths.ts): route finding on a graph M0 knows, where checking a route
-  // (one recalled edge per hop, one word to compare at the end) is easier than producing it (look-ahead).
-  // Measured with `node dist/bench/tiny-loop.js --world paths --set iterations.settings.prompts.count=390
-  // --set iterations.settings.judge.maxNewTokens=48` (seed 0, 2 shared CPU cores): M0 ~10 s, SFT ~25 s,
-  // M1 ~70 s; per iteration ~90 s (3,120 candidates 3 s, 9,360 self-judgments ~75 s, DPO 3 s). With the
-  // oracle's pairs (ceiling) M2 beats M1 59.5% [49.7, 68.6]: the training step lifts the model here; with
-  // its own judgments (~60% of the self-chosen pairs agree with the oracle, ~20% reversed) it ties.
-  tiny: {
-    name: 'tiny',
+/**
+ * A preset on a built-in world: its base model and data splits, the paper's recipe sized for 2 CPU
+ * cores (SFT; two iterations of 8 candidates at T 1.0, 3 judgments each, DPO with an NLL term), and
+ * the oracle's head-to-heads with both reference arms.
+ */
+function worldPreset(name: string, world: string, prompts: number, judgeTokens: number): RunConfigInput {
+  const data = (split: string) => `builtin:${world}/${split}`;
+  return {
+    name,
     seed: 0,
-    model: { base: 'builtin:paths' },
-    data: { ift: 'builtin:paths/ift', eft: 'builtin:paths/eft', evalPrompts: 'builtin:paths/eval-prompts', rankedEval: 'builtin:paths/ranked-eval' },
+    model: { base: `builtin:${world}` },
+    data: { ift: data('ift'), eft: data('eft'), evalPrompts: data('eval-prompts'), rankedEval: data('ranked-eval') },
     sft: { lr: 3e-3, lrEnd: 3e-4, batchSize: 16, dropout: 0, epochs: 12, maxSeqLen: 128, warmupSteps: 10 },
     iterations: {
       count: 2,
       settings: {
-        // The world's task sampler stands in for the paper's fixed prompt generator: 390 new routes'
-        // prompts per iteration (the world has ~790 untaught ones).
-        prompts: { count: 390, maxNewTokens: 16, minChars: 5, generator: 'world' },
+        // The world's task sampler stands in for the paper's fixed prompt generator.
+        prompts: { count: prompts, maxNewTokens: 16, minChars: 5, generator: 'world' },
         candidates: { n: 8, temperature: 1, topP: 0.9, maxNewTokens: 12, shardSize: 200 },
-        // The judge writes its hop-by-hop check before the score: up to ~45 tokens.
-        judge: { samples: 3, maxNewTokens: 48 },
+        judge: { samples: 3, maxNewTokens: judgeTokens },
         dpo: { lr: 3e-4, lrEnd: 3e-5, nllWeight: 1, beta: 0.1, batchSize: 8, epochs: 2, dropout: 0, maxSeqLen: 128, warmupSteps: 2 },
       },
     },
     // The random-judge (floor) and oracle-judge (ceiling) arms run after the method's iterations.
     evaluation: { judge: 'oracle', maxNewTokens: 12, onPolicyPrompts: 50, arms: ['control', 'ceiling'] },
-  },
+  };
+}
+
+export const PRESETS: Record<string, RunConfigInput> = {
+  // The paths world (core/worlds/paths.ts): route finding on a graph M0 knows, where checking a route
+  // (one recalled edge per hop, one word to compare at the end) is easier than producing it (look-ahead).
+  // 390 prompts per iteration (the world has ~790 untaught ones); the judge writes its hop-by-hop check
+  // before the score (up to ~45 tokens). Measured with `node dist/bench/tiny-loop.js` (seed 0, 2 shared
+  // CPU cores): M0 ~10 s, SFT ~25 s, M1 ~70 s; per iteration ~90 s (3,120 candidates 3 s, 9,360
+  // self-judgments ~75 s, DPO 3 s). With the oracle's pairs (ceiling) M2 beats M1 59.5% [49.7, 68.6]:
+  // the training step lifts the model here; with its own judgments it ties (the judge limits the gain).
+  tiny: worldPreset('tiny', 'paths', 390, 48),
   // The list-task world (core/worlds/tiny.ts: reverse, sort, count, repeat, uppercase), the earlier
   // tiny preset. Its judge ranks its own candidates at chance (41% vs a random judge's 42%) and even the
   // oracle's pairs do not lift it (M2 vs M1 49-51.5%); kept to reproduce that (README, "The tiny world").
-  // Measured (bench/tiny-world.ts, bench/tiny-loop.ts): M0 ~15-30 s, SFT ~20-40 s, M1 ~70-125 s; per
-  // iteration with 400 prompts x 8 candidates ~65 s. Eight candidates at T 1.0: at four and T 0.7 the
-  // candidates of 168 of 191 prompts all had the same oracle score. DPO with an NLL term on the chosen
-  // answers (RPO, weight 1): with the oracle's pairs plain DPO lowered the model (M2 vs M1 47.0% at lr
-  // 1e-4, 28.5% at 1e-3); with the NLL term at lr 3e-4 it held (51.5%).
-  lists: {
-    name: 'lists',
-    seed: 0,
-    model: { base: 'builtin:tiny' },
-    data: { ift: 'builtin:tiny/ift', eft: 'builtin:tiny/eft', evalPrompts: 'builtin:tiny/eval-prompts', rankedEval: 'builtin:tiny/ranked-eval' },
-    sft: { lr: 3e-3, lrEnd: 3e-4, batchSize: 16, dropout: 0, epochs: 12, maxSeqLen: 128, warmupSteps: 10 },
-    iterations: {
-      count: 2,
-      settings: {
-        prompts: { count: 400, maxNewTokens: 16, minChars: 5, generator: 'world' },
-        candidates: { n: 8, temperature: 1, topP: 0.9, maxNewTokens: 12, shardSize: 200 },
-        judge: { samples: 3, maxNewTokens: 20 },
-        dpo: { lr: 3e-4, lrEnd: 3e-5, nllWeight: 1, beta: 0.1, batchSize: 8, epochs: 2, dropout: 0, maxSeqLen: 128, warmupSteps: 2 },
-      },
-    },
-    evaluation: { judge: 'oracle', maxNewTokens: 12, onPolicyPrompts: 50, arms: ['control', 'ceiling'] },
-  },
+  // Eight candidates at T 1.0: at four and T 0.7 the candidates of 168 of 191 prompts all had the same
+  // oracle score. The NLL term on the chosen answers (RPO, weight 1): with the oracle's pairs plain DPO
+  // lowered the model (M2 vs M1 47.0% at lr 1e-4, 28.5% at 1e-3); with the NLL term at 3e-4 it held.
+  lists: worldPreset('lists', 'tiny', 400, 20),
 };
 
 export function presetConfig(name: string): RunConfigInput {
