@@ -16,6 +16,13 @@ export const iterationProgressQuery = defineQuery<{ iteration: number; arm: stri
  * `judge.by`: random or the oracle). With a built-in world, the oracle also reports how the pairs
  * look to it and how well the judge ranked the candidates — for the report, never for the loop.
  */
+/** Share of judge replies with no valid score over the shards (null when no shard reported its stats). */
+function parseFailures(stats: ({ judgments: number; failed: number } | undefined)[]): number | null {
+  const known = stats.filter((x): x is { judgments: number; failed: number } => x !== undefined);
+  const total = known.reduce((n, x) => n + x.judgments, 0);
+  return known.length === 0 || total === 0 ? null : known.reduce((n, x) => n + x.failed, 0) / total;
+}
+
 export async function selfRewardingIteration(input: IterationInput): Promise<IterationResult> {
   const { runId, config, iteration: t, data, arm } = input;
   const steps: StepRecord[] = [];
@@ -78,7 +85,7 @@ export async function selfRewardingIteration(input: IterationInput): Promise<Ite
   const report: IterationResult['report'] = {
     headToHead: [],
     judgeMetrics: [],
-    pairs: [{ iteration: t, count: pairs.stats.pairs, stats: pairs.stats, oracleAgree: diagnosed?.pairs.agree ?? null, oracleTie: diagnosed?.pairs.tie ?? null, oracleReversed: diagnosed?.pairs.reversed ?? null, judgeAccuracy: diagnosed?.judge.accuracy ?? null, promptsUnderstood: typeof diagnosed?.prompts?.understood === 'number' ? diagnosed.prompts.understood / Math.max(1, diagnosed.prompts.count) : null }],
+    pairs: [{ iteration: t, count: pairs.stats.pairs, stats: pairs.stats, oracleAgree: diagnosed?.pairs.agree ?? null, oracleTie: diagnosed?.pairs.tie ?? null, oracleReversed: diagnosed?.pairs.reversed ?? null, judgeAccuracy: diagnosed?.judge.accuracy ?? null, promptsUnderstood: typeof diagnosed?.prompts?.understood === 'number' ? diagnosed.prompts.understood / Math.max(1, diagnosed.prompts.count) : null, judgeParseFailures: parseFailures(judgments.map((j) => j.stats)) }],
     prompts: [{ iteration: t, count: prompts.count }],
     training: [{ model: next, steps: dpo.steps, firstLoss: dpo.history[0]?.loss ?? null, finalLoss: dpo.history.at(-1)?.loss ?? null, final: dpo.final }],
     dpo: [{ model: next, iteration: t, points: thin(dpo.history.map((h) => ({ step: h.step, loss: h.loss, margin: h['rewards/margins'], accuracy: h['rewards/accuracies'] }))) }],

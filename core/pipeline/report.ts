@@ -32,6 +32,8 @@ export interface PairsReport {
   judgeAccuracy: number | null;
   /** Share of the iteration's new prompts that the world reads as one of its tasks (null: no world to ask). */
   promptsUnderstood?: number | null;
+  /** Share of the iteration's judge replies with no valid score (the parser's failures; null when unknown). */
+  judgeParseFailures?: number | null;
 }
 
 export interface ModelReport {
@@ -96,7 +98,7 @@ function judgeTable(rows: JudgeMetricsReport[]): Table {
 
 function iterationsTable(line: LineReport): Table {
   return {
-    head: ['iteration', 'new prompts', 'real tasks', 'pairs', 'oracle: chosen better / tie / worse', 'judge accuracy on the candidates', 'tied prompts', 'unscored candidates'],
+    head: ['iteration', 'new prompts', 'real tasks', 'pairs', 'oracle: chosen better / tie / worse', 'judge accuracy on the candidates', 'judge replies without a score', 'tied prompts', 'unscored candidates'],
     rows: line.pairs.map((p) => [
       String(p.iteration),
       String(line.prompts.find((x) => x.iteration === p.iteration)?.count ?? ''),
@@ -104,6 +106,7 @@ function iterationsTable(line: LineReport): Table {
       String(p.count),
       p.oracleAgree === null ? 'n/a' : `${p.oracleAgree} / ${p.oracleTie} / ${p.oracleReversed}`,
       pct(p.judgeAccuracy),
+      pct(p.judgeParseFailures),
       String(p.stats.tied),
       String(p.stats.unscoredCandidates),
     ]),

@@ -76,7 +76,7 @@ function line(offset: number): LineReport {
   return {
     headToHead: [h2h('M2', 'M1', 30 + offset, 40, 30), h2h('M3', 'M2', 35 + offset, 40, 25)],
     judgeMetrics: [{ model: 'M2', ...metrics, onPolicyAccuracy: 0.55, onPolicyPairs: 80 }],
-    pairs: [{ iteration: 1, count: 12, stats, oracleAgree: 7, oracleTie: 3, oracleReversed: 2, judgeAccuracy: 0.58, promptsUnderstood: 0.45 }, { iteration: 2, count: 12, stats, oracleAgree: 8, oracleTie: 2, oracleReversed: 2, judgeAccuracy: 0.6 }],
+    pairs: [{ iteration: 1, count: 12, stats, oracleAgree: 7, oracleTie: 3, oracleReversed: 2, judgeAccuracy: 0.58, promptsUnderstood: 0.45, judgeParseFailures: 0.025 }, { iteration: 2, count: 12, stats, oracleAgree: 8, oracleTie: 2, oracleReversed: 2, judgeAccuracy: 0.6 }],
     prompts: [{ iteration: 1, count: 20 }, { iteration: 2, count: 20 }],
     training: [{ model: 'M2', steps: 3, firstLoss: 0.69, finalLoss: 0.5, final: null }],
     dpo: [{ model: 'M2', iteration: 1, points: [{ step: 1, loss: 0.69, margin: 0, accuracy: 0 }, { step: 2, loss: 0.6, margin: 0.2, accuracy: 0.7 }, { step: 3, loss: 0.5, margin: 0.5, accuracy: 0.9 }] }],
@@ -98,7 +98,8 @@ describe('run report', () => {
   it('renders every table of the method and both arms in Markdown, with the oracle view of the pairs', () => {
     const md = renderMarkdown(report);
     assert.match(md, /\| M1 \| SFT \| oracle \| 50 \| 30 \| 20 \| 100 \| 65\.0% \| 55\.0%–75\.0% \|/);
-    assert.match(md, /\| 1 \| 20 \| 45\.0% \| 12 \| 7 \/ 3 \/ 2 \| 58\.0% \|/);
+    assert.match(md, /\| 1 \| 20 \| 45\.0% \| 12 \| 7 \/ 3 \/ 2 \| 58\.0% \| 2\.5% \| 6 \| 1 \|/);
+    assert.match(md, /\| 2 \| 20 \| n\/a \| 12 \| 8 \/ 2 \/ 2 \| 60\.0% \| n\/a \|/, 'a share the run did not record prints as n/a');
     assert.match(md, /\| M1 \| 60\.0% \| 52\.0% \(90 pairs\) \|/);
     assert.match(md, /\| M2 \| n\/a \| n\/a \|/, 'undefined metrics print as n/a');
     assert.match(md, /Control arm: a random judge/);
