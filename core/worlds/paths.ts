@@ -189,7 +189,7 @@ function responseWithScore(g: Graph, r: Route, paths: string[][], target: number
 export const PathsWorldSizes = z.strictObject({
   /** Share of the routes IFT teaches (its prompts and the held-out ones never share a route). */
   iftShare: z.number().gt(0).lt(1).default(0.4),
-  eft: z.number().int().positive().default(1200),
+  eft: z.number().int().positive().default(2400),
   eval: z.number().int().positive().default(100),
   ranked: z.number().int().positive().default(50),
   /** Edge statements and walks in M0's pretraining text. */

@@ -80,7 +80,7 @@ describe('the paths world', () => {
 
   it('balances EFT across scores, and each judgment ends in the score the judge parser reads', () => {
     const counts = [0, 1, 2, 3, 4, 5].map((s) => world.eft.filter((r) => r.score === s).length);
-    assert.deepEqual(counts, [200, 200, 200, 200, 200, 200]);
+    assert.deepEqual(counts, [400, 400, 400, 400, 400, 400]);
     for (const r of world.eft) {
       assert.equal(pathsOracleScore(0, r.instruction, r.response), r.score);
       const parsed = parseJudgeScore(r.judgment);
