@@ -38,10 +38,10 @@ export const PRESETS: Record<string, RunConfigInput> = {
   // The paths world (core/worlds/paths.ts): route finding on a graph M0 knows, where checking a route
   // (one recalled edge per hop, one word to compare at the end) is easier than producing it (look-ahead).
   // 390 prompts per iteration (the world has ~790 untaught ones); the judge writes its hop-by-hop check
-  // before the score (up to ~45 tokens). Measured with `node dist/bench/tiny-loop.js` (seed 0, 2 shared
-  // CPU cores): M0 ~10 s, SFT ~25 s, M1 ~70 s; per iteration ~90 s (3,120 candidates 3 s, 9,360
-  // self-judgments ~75 s, DPO 3 s). With the oracle's pairs (ceiling) M2 beats M1 59.5% [49.7, 68.6]:
-  // the training step lifts the model here; with its own judgments it ties (the judge limits the gain).
+  // before the score (up to ~45 tokens). Measured with `npm start` (seeds 0 and 1, 2 shared CPU cores,
+  // native backend): 10.5-12.7 min in all, the method's rows 8.8-11 (M1 ~4-5, each iteration ~1.8), the
+  // arms ~1.5. M1's judge ranks its own candidates 93% and 73% right; the method's M2 beats M1 52.5% and
+  // 57.0%, its M3 beats SFT 58.0% and 61.5%, close to the oracle-judged ceiling (README, "The tiny world").
   tiny: worldPreset('tiny', 'paths', 390, 48),
   // The list-task world (core/worlds/tiny.ts: reverse, sort, count, repeat, uppercase), the earlier
   // tiny preset. Its judge ranks its own candidates at chance (41% vs a random judge's 42%) and even the
