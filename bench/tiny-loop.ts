@@ -40,7 +40,8 @@ async function main(): Promise<void> {
   const o = args();
   const backend = (await initBackend()).name;
   // --world swaps the preset's built-in world (its base model and every data split) for another.
-  const world = o.world ? [`model.base=builtin:${o.world}`, ...['ift', 'eft', 'evalPrompts:eval-prompts', 'rankedEval:ranked-eval'].map((d) => `data.${d.split(':')[0]}=builtin:${o.world}/${d.split(':').at(-1)}`)] : [];
+  const splits = { ift: 'ift', eft: 'eft', evalPrompts: 'eval-prompts', rankedEval: 'ranked-eval' };
+  const world = o.world ? [`model.base=builtin:${o.world}`, ...Object.entries(splits).map(([field, split]) => `data.${field}=builtin:${o.world}/${split}`)] : [];
   const config: RunConfig = applyAssignments({ ...presetConfig(o.preset), seed: o.seed, store: { uri: o.store } }, [...world, ...o.sets]);
   const store = new LocalStore(o.store);
   let lastBeat = 0;

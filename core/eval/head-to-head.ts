@@ -27,6 +27,19 @@ export interface PointwiseJudge {
   score(items: Scored[], onProgress?: (done: number, total: number) => void | Promise<void>): Promise<(number | null)[]>;
 }
 
+/** A programmatic judge (a world's oracle) as a pointwise judge named `oracle`. */
+export function oracleJudgeFrom(score: (instruction: string, response: string) => number): PointwiseJudge {
+  return {
+    kind: 'pointwise',
+    name: 'oracle',
+    async score(items, onProgress) {
+      const scores = items.map((it) => score(it.instruction, it.response));
+      await onProgress?.(items.length, items.length);
+      return scores;
+    },
+  };
+}
+
 export interface PairwiseJudge {
   kind: 'pairwise';
   name: string;

@@ -18,7 +18,7 @@ import type { RunConfig } from '../config/schema';
 import { readAllJsonl } from '../data/jsonl';
 import { CandidateRow, EftRow, HeadToHeadRow, IftRow, JudgmentRow, PairRow, PromptRow, RankedSetRow } from '../data/rows';
 import { InvalidInputError, SrlmError } from '../errors';
-import { evaluateJudge, headToHead, modelJudge, respond, type PointwiseJudge } from '../eval/head-to-head';
+import { evaluateJudge, headToHead, modelJudge, oracleJudgeFrom, respond, type PointwiseJudge } from '../eval/head-to-head';
 import type { HeadToHeadSummary, RewardModelMetrics } from '../eval/metrics';
 import { meanJudgeScores, onPolicyAccuracy, pairOracleCounts, type OnPolicyAccuracy, type PairOracleCounts } from '../eval/oracle-diagnostics';
 import { judgePrompt } from '../judge/prompt';
@@ -441,7 +441,8 @@ async function fixedModel(ctx: StepContext, runId: string, dir: string, field: s
 async function openJudge(ctx: StepContext, runId: string, config: RunConfig, spec: string, self: ArtifactRef): Promise<{ judge: PointwiseJudge; dispose: () => void }> {
   if (spec === 'oracle') {
     if (!config.model.base.startsWith('builtin:')) throw new InvalidInputError('evaluation.judge "oracle" needs a built-in world (model.base builtin:<name>)');
-    return { judge: (await worldOf(config.model.base)).oracle(config.seed), dispose: () => undefined };
+    const world = await worldOf(config.model.base);
+    return { judge: oracleJudgeFrom((instruction, response) => world.oracleScore(instruction, response, config.seed)), dispose: () => undefined };
   }
   const s = config.iterations.settings.judge;
   const template = await templateText(s.template, 'judge', config);

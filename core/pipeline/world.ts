@@ -4,7 +4,6 @@
  * — ranking seed responses for EFT and judging the final head-to-heads — never inside the loop.
  */
 import type { EftRow, IftRow, PromptRow, RankedSetRow } from '../data/rows';
-import type { PointwiseJudge } from '../eval/head-to-head';
 import type { TextModel } from '../method/text-model';
 
 export interface WorldData {
@@ -19,9 +18,7 @@ export interface BuiltinWorld {
   data(seed: number): WorldData;
   /** M0: made from scratch (and any pretraining the world defines), reporting progress. */
   baseModel(seed: number, onProgress: (step: number, total: number, loss: number) => void, signal?: AbortSignal): Promise<TextModel>;
-  /** The oracle of the world made from `seed` (a world whose tasks depend on its seed needs it). */
-  oracle(seed: number): PointwiseJudge;
-  /** The oracle's 0..5 score of one response (the same scores `oracle(seed)` gives). */
+  /** The oracle's 0..5 score of one response, in the world made from `seed` (a world whose tasks depend on its seed needs it). */
   oracleScore(instruction: string, response: string, seed: number): number;
   /** `count` new instructions of the world's tasks for an iteration, none in `taken` nor in the world's own splits (for `prompts.generator: world`). */
   newPrompts?(seed: number, iteration: number, count: number, taken: Set<string>): string[];

@@ -30,7 +30,6 @@
  */
 import { z } from 'zod';
 import type { EftRow, IftRow, PromptRow, RankedSetRow } from '../data/rows';
-import type { PointwiseJudge } from '../eval/head-to-head';
 import { ModelConfig } from '../model/config';
 import { DecoderModel } from '../model/decoder';
 import type { TextModel } from '../method/text-model';
@@ -303,34 +302,25 @@ export function pathsOracleScore(seed: number, instruction: string, response: st
 
 /** The built-in world `builtin:paths`: its data, M0, the oracle (the seed's graph) and its judge template. */
 export const pathsWorld: BuiltinWorld = {
-    name: 'paths',
-    data(dataSeed) {
-      const { ift, eft, evalPrompts, rankedEval } = worldOf(dataSeed);
-      return { ift, eft, evalPrompts, rankedEval };
-    },
-    baseModel: async (baseSeed, onProgress, signal) => {
-      const s = TinyBaseSettings.parse({});
-      const tm: TextModel = { model: DecoderModel.initialise(pathsModelConfig(s.hiddenSize, s.numLayers), deriveSeed(baseSeed, 'paths-m0-init')), tokenizer: pathsTokenizer(), template: INSTRUCTION_TEMPLATE };
-      await pretrainBase(tm, worldOf(baseSeed).pretrain, deriveSeed(baseSeed, 'paths-m0-train'), s, onProgress, signal);
-      return tm;
-    },
-    oracle: (seed): PointwiseJudge => ({
-      kind: 'pointwise',
-      name: 'oracle',
-      async score(items, onProgress) {
-        const scores = items.map((it) => pathsOracleScore(seed, it.instruction, it.response));
-        await onProgress?.(items.length, items.length);
-        return scores;
-      },
-    }),
-    oracleScore: (instruction, response, seed) => pathsOracleScore(seed, instruction, response),
-    newPrompts(worldSeed, iteration, count, taken) {
-      const w = worldOf(worldSeed);
-      const rng = new Rng(deriveSeed(worldSeed, 'paths', 'new-prompts', iteration));
-      const seen = new Set([...taken, ...w.ift.map((r) => r.instruction), ...w.evalPrompts.map((r) => r.instruction), ...w.rankedEval.map((r) => r.instruction)]);
-      const all = w.untaught.flatMap((r) => w.iterationPhrasings.map((p) => routeInstruction(r, p))).filter((t) => !seen.has(t));
-      return rng.shuffle(all).slice(0, count);
-    },
-    understands: (instruction) => parseRoute(instruction) !== null,
-    judgeTemplate: PATHS_JUDGE_TEMPLATE,
+  name: 'paths',
+  data(seed) {
+    const { ift, eft, evalPrompts, rankedEval } = worldOf(seed);
+    return { ift, eft, evalPrompts, rankedEval };
+  },
+  baseModel: async (seed, onProgress, signal) => {
+    const s = TinyBaseSettings.parse({});
+    const tm: TextModel = { model: DecoderModel.initialise(pathsModelConfig(s.hiddenSize, s.numLayers), deriveSeed(seed, 'paths-m0-init')), tokenizer: pathsTokenizer(), template: INSTRUCTION_TEMPLATE };
+    await pretrainBase(tm, worldOf(seed).pretrain, deriveSeed(seed, 'paths-m0-train'), s, onProgress, signal);
+    return tm;
+  },
+  oracleScore: (instruction, response, seed) => pathsOracleScore(seed, instruction, response),
+  newPrompts(seed, iteration, count, taken) {
+    const w = worldOf(seed);
+    const rng = new Rng(deriveSeed(seed, 'paths', 'new-prompts', iteration));
+    const seen = new Set([...taken, ...w.ift.map((r) => r.instruction), ...w.evalPrompts.map((r) => r.instruction), ...w.rankedEval.map((r) => r.instruction)]);
+    const all = w.untaught.flatMap((r) => w.iterationPhrasings.map((p) => routeInstruction(r, p))).filter((t) => !seen.has(t));
+    return rng.shuffle(all).slice(0, count);
+  },
+  understands: (instruction) => parseRoute(instruction) !== null,
+  judgeTemplate: PATHS_JUDGE_TEMPLATE,
 };

@@ -11,7 +11,7 @@
  *
  * Empty, unrelated and unparseable responses, and instructions the world does not know, score 0.
  */
-import type { PointwiseJudge } from '../eval/head-to-head';
+import { oracleJudgeFrom, type PointwiseJudge } from '../eval/head-to-head';
 import { parseTask, readNumber, tokens, type Task } from './tiny-tasks';
 
 export interface OracleVerdict {
@@ -104,14 +104,4 @@ export function oracleJudgment(v: OracleVerdict): string {
 }
 
 /** The oracle as a pointwise judge for head-to-head and reward-model evaluation. */
-export function oracleJudge(): PointwiseJudge {
-  return {
-    kind: 'pointwise',
-    name: 'oracle',
-    async score(items, onProgress) {
-      const scores = items.map((it) => oracleScore(it.instruction, it.response).score);
-      await onProgress?.(items.length, items.length);
-      return scores;
-    },
-  };
-}
+export const oracleJudge = (): PointwiseJudge => oracleJudgeFrom((instruction, response) => oracleScore(instruction, response).score);

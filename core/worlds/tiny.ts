@@ -25,7 +25,7 @@ import type { BuiltinWorld } from '../pipeline/world';
 import { trainSft } from '../train/sft';
 import { selfInstructPrompt } from '../method/prompts';
 import { deriveSeed, Rng } from '../random';
-import { JUSTIFICATIONS, oracleJudge, oracleJudgment, oracleScore, scoreTask, type OracleVerdict } from './tiny-oracle';
+import { JUSTIFICATIONS, oracleJudgment, oracleScore, scoreTask, type OracleVerdict } from './tiny-oracle';
 import { FAMILIES, NUMBER_WORDS, parseTask, PHRASINGS, randomInstruction, WORDS, type Family, type Task } from './tiny-tasks';
 import { INSTRUCTION_TEMPLATE } from '../tokenizer/template';
 import { WordTokenizer } from '../tokenizer/word';
@@ -444,7 +444,6 @@ export const tinyWorld: BuiltinWorld = {
     return { ift, eft, evalPrompts, rankedEval };
   },
   baseModel: (seed, onProgress, signal) => tinyBaseModel(seed, worldOf(seed).pretrain, {}, onProgress, signal),
-  oracle: () => oracleJudge(),
   oracleScore: (instruction, response) => oracleScore(instruction, response).score,
   newPrompts(seed, iteration, count, taken) {
     // None of the world's own splits (training, held-out prompts, held-out ranked sets) is handed out.

@@ -278,7 +278,7 @@ describe('tiny world model and judge template', () => {
     assert.deepEqual(Object.keys(world.data(3)).sort(), ['eft', 'evalPrompts', 'ift', 'rankedEval']);
     assert.equal(world.judgeTemplate, TINY_JUDGE_TEMPLATE);
     assert.equal(world.selfInstructTemplate, TINY_SELF_INSTRUCT_TEMPLATE);
-    assert.equal(world.oracle(0).name, 'oracle');
+    assert.equal(world.oracleScore('Reverse: cat dog', 'dog cat', 0), 5);
   });
 
   it('makes M0 by a short pretraining, reporting progress and stopping when aborted', async () => {
