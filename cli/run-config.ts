@@ -4,6 +4,8 @@ import { createHash } from 'node:crypto';
 import { applyAssignments, loadConfigFile, parseConfig, presetConfig, type RunConfig } from '../core/config';
 import { canonicalJson } from '../core/canonical-json';
 import { InvalidInputError } from '../core/errors';
+import { worldVersions } from '../core/pipeline/world';
+import '../core/worlds/index'; // the built-in worlds' versions (their code loads on first use)
 import { srlmHome } from '../infra/paths';
 
 /** Resolving a run config from CLI options; kept free of the Temporal SDK so config commands start fast. */
@@ -49,9 +51,15 @@ function intOption(flag: string, value: string): number {
   return Number(value);
 }
 
-/** The same config always gets the same run ID, so `srlm run` again attaches to (or resumes) it. */
+/**
+ * The same config always gets the same run ID, so `srlm run` again attaches to (or resumes) it. The
+ * versions of the built-in worlds it names count too: after a world changes, a new run starts
+ * instead of the old one being reported.
+ */
 export function defaultRunId(config: RunConfig): string {
-  const hash = createHash('sha256').update(canonicalJson(config)).digest('hex').slice(0, 10);
+  const worlds = worldVersions([config.model.base, ...Object.values(config.data)]);
+  const hashed = Object.keys(worlds).length ? { config, worlds } : config;
+  const hash = createHash('sha256').update(canonicalJson(hashed)).digest('hex').slice(0, 10);
   return `${config.name}-s${config.seed}-${hash}`;
 }
 

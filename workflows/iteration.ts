@@ -84,6 +84,7 @@ export async function selfRewardingIteration(input: IterationInput): Promise<Ite
 
   const report: IterationResult['report'] = {
     headToHead: [],
+    headToHeadSampled: [],
     judgeMetrics: [],
     pairs: [{ iteration: t, count: pairs.stats.pairs, stats: pairs.stats, oracleAgree: diagnosed?.pairs.agree ?? null, oracleTie: diagnosed?.pairs.tie ?? null, oracleReversed: diagnosed?.pairs.reversed ?? null, judgeAccuracy: diagnosed?.judge.accuracy ?? null, promptsUnderstood: typeof diagnosed?.prompts?.understood === 'number' ? diagnosed.prompts.understood / Math.max(1, diagnosed.prompts.count) : null, judgeParseFailures: parseFailures(judgments.map((j) => j.stats)) }],
     prompts: [{ iteration: t, count: prompts.count }],
@@ -109,6 +110,7 @@ export async function selfRewardingIteration(input: IterationInput): Promise<Ite
         on(config, 'model', `${next} vs ${other.name}, judge: ${config.evaluation.judge}${tag}`).headToHead({ runId, config, a: { name: next, model: dpo.model, responses: answered.responses }, b: { name: other.name, model: other.ref, responses: otherResponses }, evalPrompts, judge: config.evaluation.judge }),
       (r) => r.rows);
       report.headToHead.push(h2h.summary);
+      if (h2h.sampled) (report.headToHeadSampled ??= []).push(h2h.sampled.summary);
     }
     evaluation = await oracleEvaluation(steps, config, { runId, name: next, model: dpo.model, responses: answered.responses, evalPrompts, iteration: t, ...(arm ? { arm } : {}) });
   }

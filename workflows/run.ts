@@ -153,6 +153,7 @@ export async function selfRewardingRun(input: RunInput): Promise<RunResult> {
         on(config, 'model', `M1 vs SFT, judge: ${config.evaluation.judge}`).headToHead({ runId, config, a: { name: 'M1', model: state.models.M1!, responses: state.responses.M1! }, b: { name: 'SFT', model: state.models.SFT!, responses: state.responses.SFT! }, evalPrompts, judge: config.evaluation.judge }),
       );
       state.report.headToHead.push(h.summary);
+      if (h.sampled) (state.report.headToHeadSampled ??= []).push(h.sampled.summary);
       progress.latestWinRate = h.summary.winRate;
       upsertSearchAttributes([{ key: SrlmLatestWinRate, value: h.summary.winRate }]);
       for (const name of ['SFT', 'M1']) {
@@ -208,6 +209,7 @@ export async function selfRewardingRun(input: RunInput): Promise<RunResult> {
           if (result.responses) line.responses[result.name] = result.responses;
           line.generatedPrompts.push(result.prompts.ref);
           for (const k of ['headToHead', 'judgeMetrics', 'pairs', 'prompts', 'training', 'dpo', 'models'] as const) (out[k] as unknown[]).push(...result.report[k]);
+          if (result.report.headToHeadSampled?.length) (out.headToHeadSampled ??= []).push(...result.report.headToHeadSampled);
           steps.push(...result.steps);
           const vsPrevious = result.report.headToHead.find((h) => h.b === from);
           if (vsPrevious && !arm) {

@@ -130,4 +130,4 @@ export const iterationWorkflowId = (runId: string, iteration: number, arm?: Arm 
 export const ARM_JUDGE = { control: 'random', ceiling: 'oracle' } as const satisfies Record<Arm, 'random' | 'oracle'>;
 
 /** A line's report before its first iteration. */
-export const emptyLine = (): LineReport => ({ headToHead: [], judgeMetrics: [], pairs: [], prompts: [], training: [], dpo: [], models: [] });
+export const emptyLine = (): LineReport => ({ headToHead: [], headToHeadSampled: [], judgeMetrics: [], pairs: [], prompts: [], training: [], dpo: [], models: [] });

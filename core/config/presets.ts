@@ -30,7 +30,8 @@ function worldPreset(name: string, world: string, prompts: number, judgeTokens: 
       },
     },
     // The random-judge (floor) and oracle-judge (ceiling) arms run after the method's iterations.
-    evaluation: { judge: 'oracle', maxNewTokens: 12, onPolicyPrompts: 50, arms: ['control', 'ceiling'] },
+    // Greedy and sampled head-to-heads (4 answers per prompt at the candidates' T and top-p).
+    evaluation: { judge: 'oracle', maxNewTokens: 12, sampled: true, samples: 4, onPolicyPrompts: 50, arms: ['control', 'ceiling'] },
   };
 }
 

@@ -191,8 +191,13 @@ export const EvaluationSettings = z
     /** `oracle` (built-in task worlds only), `self`, or a checkpoint URI of a judge model. */
     judge: z.string().min(1).default('self'),
     maxNewTokens: positiveInt.default(256),
-    /** Also compare with sampled decoding, beside greedy. */
+    /**
+     * Also compare with sampled decoding, beside greedy: each model draws `samples` answers per
+     * held-out prompt at the iterations' candidate temperature, top-p and top-k (every model with
+     * the same seeds), and sample j of one model meets sample j of the other.
+     */
     sampled: z.boolean().default(false),
+    samples: positiveInt.default(4),
     /**
      * Built-in worlds only: held-out prompts on which each model samples candidates (as in an
      * iteration) and judges them itself, to measure its judge against the oracle on its own

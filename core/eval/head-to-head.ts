@@ -13,7 +13,7 @@ import { InvalidInputError } from '../errors';
 import { judgeCandidates, type JudgingSettings } from '../method/judging';
 import { complete, type TextModel } from '../method/text-model';
 import { deriveSeed } from '../random';
-import { combineOrders, rewardModelMetrics, summarizeHeadToHead, type HeadToHeadSummary, type RewardModelMetrics } from './metrics';
+import { combineOrders, rewardModelMetrics, summarizeHeadToHead, summarizeSampledHeadToHead, type HeadToHeadSummary, type RewardModelMetrics, type SampledHeadToHeadSummary } from './metrics';
 
 export interface Scored {
   instruction: string;
@@ -72,6 +72,32 @@ export async function respond(tm: TextModel, prompts: Pick<PromptRow, 'instructi
   return out.map((c) => c.text.trim());
 }
 
+/** How the sampled head-to-head draws its answers: `samples` per prompt, seeded per model. */
+export interface EvalSampling {
+  samples: number;
+  temperature: number;
+  topP: number;
+  topK: number;
+  maxNewTokens: number;
+}
+
+/**
+ * `samples` sampled responses per prompt (evaluation with sampled decoding), prompt after prompt.
+ * Sample j of a prompt has its own seed from (seed, prompt id, j), so another model given the same
+ * seed draws with the same random numbers (common random numbers: the comparison is sharper).
+ */
+export async function respondSampled(
+  tm: TextModel,
+  prompts: Pick<PromptRow, 'id' | 'instruction'>[],
+  s: EvalSampling,
+  seed: number,
+  onProgress?: (done: number, total: number) => void | Promise<void>,
+): Promise<string[][]> {
+  const requests = prompts.flatMap((p) => Array.from({ length: s.samples }, (_, j) => ({ prompt: tm.template.format(p.instruction), seed: deriveSeed(seed, 'eval-sample', p.id, j) })));
+  const out = await complete(tm, requests, { maxNewTokens: s.maxNewTokens, temperature: s.temperature, topP: s.topP, topK: s.topK, batchSize: 32 }, onProgress);
+  return prompts.map((_, i) => out.slice(i * s.samples, (i + 1) * s.samples).map((c) => c.text.trim()));
+}
+
 const fromScores = (a: number | null, b: number | null): Verdict | null => (a === null || b === null ? null : a > b ? 'a' : b > a ? 'b' : 'tie');
 
 export interface HeadToHeadResult {
@@ -115,6 +141,27 @@ export async function headToHead(
     outcome: combineOrders(aFirst[i]!, bFirst[i]!),
   }));
   return { rows, summary: { a: a.name, b: b.name, judge: judge.name, ...summarizeHeadToHead(rows.map((r) => r.outcome)) } };
+}
+
+/**
+ * a vs b with sampled decoding: sample j of a against sample j of b on every prompt (each pair
+ * judged as in `headToHead`); the summary counts every comparison and puts its interval on the
+ * prompts (`summarizeSampledHeadToHead`). Rows are per comparison, promptId `<id>#<j>`.
+ */
+export async function sampledHeadToHead(
+  prompts: Pick<PromptRow, 'id' | 'instruction'>[],
+  a: { name: string; samples: string[][] },
+  b: { name: string; samples: string[][] },
+  judge: Judge,
+): Promise<{ rows: HeadToHeadRow[]; summary: SampledHeadToHeadSummary & { a: string; b: string; judge: string } }> {
+  const k = a.samples[0]?.length ?? 0;
+  const shaped = (x: string[][]) => x.length === prompts.length && x.every((r) => r.length === k);
+  if (k === 0 || !shaped(a.samples) || !shaped(b.samples)) {
+    throw new InvalidInputError(`sampled head-to-head needs the same number of samples for every prompt from each model (${prompts.length} prompts; ${a.samples.length} and ${b.samples.length} sample lists)`);
+  }
+  const expanded = prompts.flatMap((p) => Array.from({ length: k }, (_, j) => ({ id: `${p.id}#${j}`, instruction: p.instruction })));
+  const { rows, summary } = await headToHead(expanded, { name: a.name, responses: a.samples.flat() }, { name: b.name, responses: b.samples.flat() }, judge);
+  return { rows, summary: { a: summary.a, b: summary.b, judge: summary.judge, ...summarizeSampledHeadToHead(rows.map((r) => r.outcome), k) } };
 }
 
 /** A judge's scores on ranked sets against the reference ranks (the paper's Table 4 metrics). */

@@ -67,6 +67,37 @@ export function summarizeHeadToHead(outcomes: Verdict[]): HeadToHeadSummary {
   return { wins, ties, losses, n, winRate, ci95: wilsonInterval(winRate, n) };
 }
 
+export interface SampledHeadToHeadSummary extends HeadToHeadSummary {
+  /** Prompts compared; `n` counts comparisons (prompts × samples). */
+  prompts: number;
+  /** Sampled answers per prompt and model (sample j of a against sample j of b). */
+  samples: number;
+}
+
+/**
+ * Tallies sampled-decoding outcomes from a's side: `outcomes` holds `samples` comparisons per prompt,
+ * prompt after prompt. The win rate is the mean over all of them (ties ½). The samples of one
+ * prompt are not independent, so the interval treats the prompt as the unit: with s_i the mean
+ * score of prompt i over its samples and P prompts, winRate ± z·√(Σ(s_i − winRate)² / (P(P − 1))),
+ * clipped to [0, 1] (a normal interval on the prompt means, as for clustered data). One prompt
+ * says nothing about the spread: [0, 1].
+ */
+export function summarizeSampledHeadToHead(outcomes: Verdict[], samples: number): SampledHeadToHeadSummary {
+  if (!(Number.isInteger(samples) && samples >= 1)) throw new Error(`summarizeSampledHeadToHead: samples must be a positive integer, got ${samples}`);
+  if (outcomes.length % samples !== 0) throw new Error(`summarizeSampledHeadToHead: ${outcomes.length} outcomes are not ${samples} per prompt`);
+  const { wins, ties, losses, n, winRate } = summarizeHeadToHead(outcomes);
+  const prompts = n / samples;
+  const score = (o: Verdict) => (o === 'a' ? 1 : o === 'tie' ? 0.5 : 0);
+  let ss = 0;
+  for (let i = 0; i < prompts; i++) {
+    let s = 0;
+    for (let j = 0; j < samples; j++) s += score(outcomes[i * samples + j]!);
+    ss += (s / samples - winRate) ** 2;
+  }
+  const half = prompts > 1 ? Z95 * Math.sqrt(ss / (prompts * (prompts - 1))) : Infinity;
+  return { wins, ties, losses, n, winRate, ci95: [Math.max(0, winRate - half), Math.min(1, winRate + half)], prompts, samples };
+}
+
 /** Ascending order on numbers without subtraction, so ±Infinity compare (and tie) correctly. */
 function compare(a: number, b: number): number {
   return a < b ? -1 : a > b ? 1 : 0;

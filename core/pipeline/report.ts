@@ -5,7 +5,7 @@
  * The method's rows are the result. The reference arms (`control`: a random judge picks the pairs;
  * `ceiling`: the oracle does) share everything up to M1 and are diagnostics beside it.
  */
-import type { HeadToHeadSummary, RewardModelMetrics } from '../eval/metrics';
+import type { HeadToHeadSummary, RewardModelMetrics, SampledHeadToHeadSummary } from '../eval/metrics';
 import type { PairStats } from '../method/pairs';
 import type { DpoMetrics } from '../train/dpo-loss';
 
@@ -13,6 +13,8 @@ export type Arm = 'control' | 'ceiling';
 export const ARMS: readonly Arm[] = ['control', 'ceiling'];
 
 export type HeadToHeadReport = HeadToHeadSummary & { a: string; b: string; judge: string };
+/** The same comparison with sampled decoding (`evaluation.sampled`): n counts comparisons, the interval is on the prompts. */
+export type SampledHeadToHeadReport = SampledHeadToHeadSummary & { a: string; b: string; judge: string };
 
 export type JudgeMetricsReport = { model: string } & RewardModelMetrics & {
   /** The model judging its own sampled candidates on held-out prompts: pairwise accuracy against the oracle (null without one). */
@@ -62,6 +64,8 @@ export interface DpoCurve {
 /** One line of models: the method's (SFT, M1, M2, ...) or an arm's (M2, M3, ... from the shared M1). */
 export interface LineReport {
   headToHead: HeadToHeadReport[];
+  /** With `evaluation.sampled` (absent in reports from before it existed). */
+  headToHeadSampled?: SampledHeadToHeadReport[];
   judgeMetrics: JudgeMetricsReport[];
   pairs: PairsReport[];
   prompts: { iteration: number; count: number }[];
@@ -88,6 +92,12 @@ interface Table {
 function headToHeadTable(rows: HeadToHeadReport[]): Table {
   return { head: ['A', 'B', 'judge', 'wins', 'ties', 'losses', 'n', 'win rate', '95% CI'], rows: rows.map((h) => [h.a, h.b, h.judge, String(h.wins), String(h.ties), String(h.losses), String(h.n), pct(h.winRate), `${pct(h.ci95[0])}–${pct(h.ci95[1])}`]) };
 }
+
+function sampledTable(rows: SampledHeadToHeadReport[]): Table {
+  return { head: ['A', 'B', 'judge', 'wins', 'ties', 'losses', 'comparisons', 'prompts × samples', 'win rate', '95% CI (over prompts)'], rows: rows.map((h) => [h.a, h.b, h.judge, String(h.wins), String(h.ties), String(h.losses), String(h.n), `${h.prompts} × ${h.samples}`, pct(h.winRate), `${pct(h.ci95[0])}–${pct(h.ci95[1])}`]) };
+}
+
+const SAMPLED_TEXT = 'Each model answers every held-out prompt several times with the iterations’ sampling (every model with the same seeds); answer j of one model meets answer j of the other. The interval treats the prompt as the unit.';
 
 function judgeTable(rows: JudgeMetricsReport[]): Table {
   return {
@@ -132,6 +142,7 @@ const ARM_TITLE: Record<Arm, string> = {
 function sections(r: RunReport): { title: string; level: 2 | 3; table?: Table; text?: string }[] {
   const out: { title: string; level: 2 | 3; table?: Table; text?: string }[] = [
     { title: 'Head-to-head', level: 2, table: headToHeadTable(r.headToHead) },
+    ...(r.headToHeadSampled?.length ? [{ title: 'Head-to-head, sampled decoding', level: 2 as const, text: SAMPLED_TEXT, table: sampledTable(r.headToHeadSampled) }] : []),
     { title: 'The models as judges', level: 2, text: 'Pairwise accuracy, 5-best, exact match, Spearman and Kendall on the held-out ranked sets; "on own candidates": each model judging its own sampled answers to held-out prompts, against the oracle.', table: judgeTable(r.judgeMetrics) },
     { title: 'Self-rewarding iterations', level: 2, table: iterationsTable(r) },
     { title: 'Models', level: 2, table: modelsTable(r.models) },
@@ -142,6 +153,7 @@ function sections(r: RunReport): { title: string; level: 2 | 3; table?: Table; t
     if (!a) continue;
     out.push({ title: ARM_TITLE[arm], level: 2, text: 'Same M1, prompts, candidates and settings as the method; only the judge that scores the candidates differs. A diagnostic: nothing here flows into the method.' });
     out.push({ title: `Head-to-head (${arm})`, level: 3, table: headToHeadTable(a.headToHead) });
+    if (a.headToHeadSampled?.length) out.push({ title: `Head-to-head, sampled (${arm})`, level: 3, table: sampledTable(a.headToHeadSampled) });
     out.push({ title: `Iterations (${arm})`, level: 3, table: iterationsTable(a) });
     out.push({ title: `Models (${arm})`, level: 3, table: modelsTable(a.models) });
     out.push({ title: `Judges (${arm})`, level: 3, table: judgeTable(a.judgeMetrics) });
@@ -254,23 +266,29 @@ const lines = (r: RunReport): { name: string; color: string; line: LineReport }[
 /** The charts: win rate per iteration, oracle mean per model, judge accuracy per model, DPO loss and margins over steps. */
 export function charts(r: RunReport): string[] {
   const iterations = [...new Set([...r.pairs, ...ARMS.flatMap((a) => r[a]?.pairs ?? [])].map((p) => p.iteration))].sort((a, b) => a - b);
-  const vsPrevious = (line: LineReport, t: number) => line.headToHead.find((h) => h.a === `M${t + 1}` && h.b === `M${t}`);
+  const vsPrevious = (rows: HeadToHeadReport[] | undefined, t: number) => rows?.find((h) => h.a === `M${t + 1}` && h.b === `M${t}`);
   const winRate = lineChart({
-    title: `Win rate of each iteration’s model against the one before (judge: ${r.headToHead[0]?.judge ?? 'n/a'}, both orders, 95% CI)${r.control || r.ceiling ? '; the arms pick pairs with a random (control) or the oracle (ceiling) judge' : ''}`,
+    title: `Win rate of each iteration’s model against the one before (judge: ${r.headToHead[0]?.judge ?? 'n/a'}, both orders, 95% CI)${r.headToHeadSampled?.length ? ', greedy and (dashed) sampled decoding' : ''}${r.control || r.ceiling ? '; the arms pick pairs with a random (control) or the oracle (ceiling) judge' : ''}`,
     yLabel: 'win rate',
     categories: iterations.map((t) => `M${t + 1} vs M${t}`),
     yMin: 0,
     yMax: 1,
     percent: true,
     reference: { y: 0.5, label: 'no change' },
-    series: lines(r).map(({ name, color, line }) => ({
-      name,
-      color,
-      points: iterations.flatMap((t, i) => {
-        const h = vsPrevious(line, t);
-        return h ? [{ x: i, y: h.winRate, lo: h.ci95[0], hi: h.ci95[1] }] : [];
-      }),
-    })),
+    series: lines(r).flatMap(({ name, color, line }) =>
+      [
+        { name, color, rows: line.headToHead },
+        { name: `${name}, sampled`, color, dashed: true, rows: line.headToHeadSampled },
+      ]
+        .filter((x) => x.rows?.length)
+        .map(({ rows, ...series }) => ({
+          ...series,
+          points: iterations.flatMap((t, i) => {
+            const h = vsPrevious(rows, t);
+            return h ? [{ x: i, y: h.winRate, lo: h.ci95[0], hi: h.ci95[1] }] : [];
+          }),
+        })),
+    ),
   });
   const names = ['SFT', 'M1', ...iterations.map((t) => `M${t + 1}`)];
   const shared = (line: LineReport) => (line === r ? line.models : [...r.models.filter((m) => m.name === 'M1'), ...line.models]);

@@ -18,8 +18,8 @@ import type { RunConfig } from '../config/schema';
 import { readAllJsonl } from '../data/jsonl';
 import { CandidateRow, EftRow, HeadToHeadRow, IftRow, JudgmentRow, PairRow, PromptRow, RankedSetRow } from '../data/rows';
 import { InvalidInputError, SrlmError } from '../errors';
-import { evaluateJudge, headToHead, modelJudge, oracleJudgeFrom, respond, type PointwiseJudge } from '../eval/head-to-head';
-import type { HeadToHeadSummary, RewardModelMetrics } from '../eval/metrics';
+import { evaluateJudge, headToHead, modelJudge, oracleJudgeFrom, respond, respondSampled, sampledHeadToHead, type EvalSampling, type PointwiseJudge } from '../eval/head-to-head';
+import type { HeadToHeadSummary, RewardModelMetrics, SampledHeadToHeadSummary } from '../eval/metrics';
 import { meanJudgeScores, onPolicyAccuracy, pairOracleCounts, type OnPolicyAccuracy, type PairOracleCounts } from '../eval/oracle-diagnostics';
 import { judgePrompt } from '../judge/prompt';
 import { generateCandidates } from '../method/candidates';
@@ -38,7 +38,7 @@ import { TrainingStateStore } from '../train/state';
 import { fetchModel, getJson, getJsonl, putJson, putJsonl, putModel } from './artifacts';
 import '../worlds/index'; // registers the built-in worlds (builtin:tiny)
 import { renderHtml, renderMarkdown, type RunReport } from './report';
-import { loadWorld, type BuiltinWorld } from './world';
+import { loadWorld, worldVersions, type BuiltinWorld } from './world';
 
 export type { RunReport } from './report';
 
@@ -84,6 +84,17 @@ function hashOf(value: unknown): string {
 }
 
 const refId = (ref: ArtifactRef | undefined) => ref?.sha256 ?? null;
+
+/**
+ * `{worlds: {name: version}}` for the built-in worlds among `specs`, else nothing: the keys of steps
+ * whose output a world's code makes (its data, M0, its oracle's scores) change with its version,
+ * and the keys of runs on the user's own data stay as they were.
+ */
+function worldTag(...specs: (string | undefined)[]): { worlds?: Record<string, string> } {
+  const worlds = worldVersions(specs.filter((x): x is string => x !== undefined));
+  return Object.keys(worlds).length ? { worlds } : {};
+}
+const runWorldTag = (config: RunConfig) => worldTag(config.model.base, ...Object.values(config.data));
 
 export function stepKey(runId: string, step: string, inputs: unknown): string {
   return `runs/${validateRunId(runId)}/steps/${step}-${hashOf({ step, inputs })}`;
@@ -155,7 +166,7 @@ export interface DataRefs {
 
 /** Where a run's seed data step keeps its result (`<key>/result.json` holds the DataRefs). */
 export function dataStepKey(runId: string, config: Pick<RunConfig, 'data' | 'seed'>): string {
-  return stepKey(runId, 'data', { data: config.data, seed: config.seed });
+  return stepKey(runId, 'data', { data: config.data, seed: config.seed, ...worldTag(...Object.values(config.data)) });
 }
 
 /** Seed data into the run's store: a built-in world's (from the seed) or the user's files, validated row by row. */
@@ -191,7 +202,7 @@ export async function prepareData(ctx: StepContext, input: { runId: string; conf
 /** M0 in the run's store: a built-in world's base model, or the user's Hugging Face directory. */
 export async function prepareBase(ctx: StepContext, input: { runId: string; config: RunConfig }): Promise<{ model: ArtifactRef } & StepResult> {
   const { model, seed } = input.config;
-  const key = stepKey(input.runId, 'base', { base: model.base, seed: model.base.startsWith('builtin:') ? seed : null });
+  const key = stepKey(input.runId, 'base', { base: model.base, seed: model.base.startsWith('builtin:') ? seed : null, ...worldTag(model.base) });
   return once(ctx, key, async () => {
     if (model.base.startsWith('builtin:')) {
       const world = await worldOf(model.base);
@@ -320,7 +331,7 @@ export async function promptsStep(
 async function worldPromptsStep(ctx: StepContext, input: { runId: string; config: RunConfig; iteration: number; ift: ArtifactRef; earlier: ArtifactRef[]; evalPrompts?: ArtifactRef }, count: number) {
   const world = await runWorld(input.config);
   if (!world?.newPrompts) throw new InvalidInputError('prompts.generator "world" needs a built-in world with a task sampler (model.base builtin:<name>)');
-  const key = stepKey(input.runId, `iteration-${input.iteration}/prompts`, { generator: 'world', world: world.name, ift: refId(input.ift), earlier: input.earlier.map(refId), evalPrompts: refId(input.evalPrompts), count, seed: input.config.seed });
+  const key = stepKey(input.runId, `iteration-${input.iteration}/prompts`, { generator: 'world', world: world.name, ift: refId(input.ift), earlier: input.earlier.map(refId), evalPrompts: refId(input.evalPrompts), count, seed: input.config.seed, ...runWorldTag(input.config) });
   return once(ctx, key, async () => {
     const taken = new Set([
       ...(await getJsonl(ctx.store, input.ift, IftRow)).map((r) => r.instruction),
@@ -358,7 +369,7 @@ export async function judgeStep(
 ): Promise<{ judgments: ArtifactRef; stats: JudgingStats } & StepResult> {
   const s = settingsForIteration(input.config, input.iteration).judge;
   const template = await templateText(s.template, 'judge', input.config);
-  const key = stepKey(input.runId, `iteration-${input.iteration}/judgments-${input.shard}`, { model: refId(input.model), candidates: refId(input.candidates), s, template: template ?? null, seed: input.config.seed });
+  const key = stepKey(input.runId, `iteration-${input.iteration}/judgments-${input.shard}`, { model: refId(input.model), candidates: refId(input.candidates), s, template: template ?? null, seed: input.config.seed, ...(s.by === 'oracle' ? runWorldTag(input.config) : {}) });
   return once(ctx, key, async () => {
     const candidates = await getJsonl(ctx.store, input.candidates, CandidateRow);
     const seed = input.config.seed + input.iteration;
@@ -453,6 +464,32 @@ async function openJudge(ctx: StepContext, runId: string, config: RunConfig, spe
 export interface HeadToHeadStepResult {
   summary: HeadToHeadSummary & { a: string; b: string; judge: string };
   rows: ArtifactRef;
+  /** With `evaluation.sampled`: the same comparison with sampled decoding. */
+  sampled?: { summary: SampledHeadToHeadSummary & { a: string; b: string; judge: string }; rows: ArtifactRef };
+}
+
+/**
+ * The sampled head-to-head's decoding (null when `evaluation.sampled` is off): `evaluation.samples`
+ * answers per prompt at the iterations' candidate temperature, top-p and top-k, up to
+ * `evaluation.maxNewTokens` tokens.
+ */
+export function evalSampling(config: RunConfig): EvalSampling | null {
+  const e = config.evaluation;
+  if (!e.sampled) return null;
+  const c = config.iterations.settings.candidates;
+  return { samples: e.samples, temperature: c.temperature, topP: c.topP, topK: c.topK, maxNewTokens: e.maxNewTokens };
+}
+
+/** A model's sampled answers to the held-out prompts, made once per model (shared by its comparisons). Every model draws with the same seeds. */
+async function sampledResponses(ctx: StepContext, input: { runId: string; config: RunConfig; name: string; model: ArtifactRef; evalPrompts: ArtifactRef }, s: EvalSampling): Promise<string[][]> {
+  const key = stepKey(input.runId, `eval/samples-${input.name}`, { model: refId(input.model), prompts: refId(input.evalPrompts), s, seed: input.config.seed });
+  const r = await once(ctx, key, async () => {
+    const prompts = await getJsonl(ctx.store, input.evalPrompts, PromptRow);
+    const samples = await withModel(ctx, input.model, (tm) =>
+      respondSampled(tm, prompts, s, deriveSeed(input.config.seed, 'eval-sampled'), (done, total) => ctx.heartbeat({ phase: `${input.name} samples answers to the evaluation prompts`, step: done, total })));
+    return { samples: await putJson(ctx.store, `${key}/samples.json`, samples) };
+  });
+  return getJson<string[][]>(ctx.store, r.samples);
 }
 
 /** a vs b on the held-out prompts; with judge `self`, model a judges. */
@@ -460,16 +497,25 @@ export async function headToHeadStep(
   ctx: StepContext,
   input: { runId: string; config: RunConfig; a: { name: string; model: ArtifactRef; responses: ArtifactRef }; b: { name: string; model: ArtifactRef; responses: ArtifactRef }; evalPrompts: ArtifactRef; judge: string },
 ): Promise<HeadToHeadStepResult & StepResult> {
+  const sampling = evalSampling(input.config);
   const key = stepKey(input.runId, `eval/${input.a.name}-vs-${input.b.name}-${input.judge === 'oracle' || input.judge === 'self' ? input.judge : 'model'}`, {
     a: refId(input.a.responses), b: refId(input.b.responses), judge: input.judge, self: input.judge === 'self' ? refId(input.a.model) : null, judgeSettings: input.config.iterations.settings.judge, seed: input.config.seed,
+    // Only when on, so the keys of runs without it stay as they were.
+    ...(sampling ? { sampled: { s: sampling, a: refId(input.a.model), b: refId(input.b.model) } } : {}),
+    ...(input.judge === 'oracle' ? runWorldTag(input.config) : {}),
   });
   return once(ctx, key, async () => {
     const prompts = await getJsonl(ctx.store, input.evalPrompts, PromptRow);
     const [ra, rb] = await Promise.all([getJson<string[]>(ctx.store, input.a.responses), getJson<string[]>(ctx.store, input.b.responses)]);
+    const sa = sampling ? await sampledResponses(ctx, { ...input, name: input.a.name, model: input.a.model }, sampling) : null;
+    const sb = sampling ? await sampledResponses(ctx, { ...input, name: input.b.name, model: input.b.model }, sampling) : null;
     const { judge, dispose } = await openJudge(ctx, input.runId, input.config, input.judge, input.a.model);
     try {
       const result = await headToHead(prompts, { name: input.a.name, responses: ra }, { name: input.b.name, responses: rb }, judge);
-      return { summary: result.summary, rows: await putJsonl(ctx.store, `${key}/head-to-head.jsonl`, result.rows, HeadToHeadRow) };
+      const rows = await putJsonl(ctx.store, `${key}/head-to-head.jsonl`, result.rows, HeadToHeadRow);
+      if (!sa || !sb) return { summary: result.summary, rows };
+      const sampled = await sampledHeadToHead(prompts, { name: input.a.name, samples: sa }, { name: input.b.name, samples: sb }, judge);
+      return { summary: result.summary, rows, sampled: { summary: sampled.summary, rows: await putJsonl(ctx.store, `${key}/head-to-head-sampled.jsonl`, sampled.rows, HeadToHeadRow) } };
     } finally {
       dispose();
     }
@@ -504,7 +550,7 @@ export async function iterationDiagnosticsStep(
   ctx: StepContext,
   input: { runId: string; config: RunConfig; iteration: number; candidates: ArtifactRef[]; judgments: ArtifactRef[]; pairs: ArtifactRef },
 ): Promise<{ diagnostics: IterationDiagnostics | null } & StepResult> {
-  const key = stepKey(input.runId, `iteration-${input.iteration}/diagnostics`, { candidates: input.candidates.map(refId), judgments: input.judgments.map(refId), pairs: refId(input.pairs), base: input.config.model.base });
+  const key = stepKey(input.runId, `iteration-${input.iteration}/diagnostics`, { candidates: input.candidates.map(refId), judgments: input.judgments.map(refId), pairs: refId(input.pairs), base: input.config.model.base, ...runWorldTag(input.config) });
   return once(ctx, key, async () => {
     const world = await runWorld(input.config);
     if (!world) return { diagnostics: null };
@@ -537,7 +583,7 @@ export async function oracleEvalStep(
   const n = input.config.evaluation.onPolicyPrompts;
   const template = await templateText(settings.judge.template, 'judge', input.config);
   const key = stepKey(input.runId, `eval/oracle-${input.name}`, {
-    model: refId(input.model), responses: refId(input.responses), prompts: refId(input.evalPrompts), n, candidates: settings.candidates, judge: { ...settings.judge, by: 'self' }, template: template ?? null, base: input.config.model.base, seed: input.config.seed,
+    model: refId(input.model), responses: refId(input.responses), prompts: refId(input.evalPrompts), n, candidates: settings.candidates, judge: { ...settings.judge, by: 'self' }, template: template ?? null, base: input.config.model.base, seed: input.config.seed, ...runWorldTag(input.config),
   });
   return once(ctx, key, async () => {
     const world = await runWorld(input.config);

@@ -29,10 +29,26 @@ export interface BuiltinWorld {
   selfInstructTemplate?: string;
 }
 
-const worlds = new Map<string, () => Promise<BuiltinWorld>>();
+const worlds = new Map<string, { version: string; load: () => Promise<BuiltinWorld> }>();
 
-export function registerWorld(name: string, load: () => Promise<BuiltinWorld>): void {
-  worlds.set(name, load);
+/**
+ * Registers `builtin:<name>`. `version` names what the world makes — its data, base model recipe
+ * and oracle — and changes whenever they do: it goes into the default run ID and the keys of the
+ * steps the world feeds, so a run of an older world is neither attached to nor reused.
+ */
+export function registerWorld(name: string, version: string, load: () => Promise<BuiltinWorld>): void {
+  worlds.set(name, { version, load });
+}
+
+/** The versions of the built-in worlds named by `builtin:<name>[/<split>]` specs (other specs are skipped), by name. */
+export function worldVersions(specs: string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const spec of specs) {
+    const name = /^builtin:([a-z0-9-]+)(?:\/|$)/.exec(spec)?.[1];
+    const w = name ? worlds.get(name) : undefined;
+    if (name && w) out[name] = w.version;
+  }
+  return Object.fromEntries(Object.entries(out).sort(([a], [b]) => a.localeCompare(b)));
 }
 
 export function worldNames(): string[] {
@@ -40,6 +56,6 @@ export function worldNames(): string[] {
 }
 
 export async function loadWorld(name: string): Promise<BuiltinWorld | undefined> {
-  const load = worlds.get(name);
-  return load ? load() : undefined;
+  const w = worlds.get(name);
+  return w ? w.load() : undefined;
 }

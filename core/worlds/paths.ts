@@ -30,6 +30,7 @@
  */
 import { z } from 'zod';
 import type { EftRow, IftRow, PromptRow, RankedSetRow } from '../data/rows';
+import { InvalidInputError } from '../errors';
 import { ModelConfig } from '../model/config';
 import { DecoderModel } from '../model/decoder';
 import type { TextModel } from '../method/text-model';
@@ -189,7 +190,8 @@ export const PathsWorldSizes = z.strictObject({
   /** Share of the routes IFT teaches (its prompts and the held-out ones never share a route). */
   iftShare: z.number().gt(0).lt(1).default(0.4),
   eft: z.number().int().positive().default(2400),
-  eval: z.number().int().positive().default(100),
+  /** Held-out prompts (with `ranked`, at most the untaught routes: about 250 of a seed's ~420). */
+  eval: z.number().int().positive().default(180),
   ranked: z.number().int().positive().default(50),
   /** Edge statements and walks in M0's pretraining text. */
   pretrainTexts: z.number().int().nonnegative().default(600),
@@ -222,6 +224,7 @@ export function makePathsWorld(seed: number, sizes: Partial<PathsWorldSizes> = {
   const evalPhrasings = PATH_PHRASINGS.slice(0, 2);
   const iterationPhrasings = PATH_PHRASINGS.slice(2);
   const evalRng = rng('eval');
+  if (s.eval + s.ranked > untaught.length) throw new InvalidInputError(`paths world (seed ${seed}): ${s.eval} held-out prompts and ${s.ranked} ranked sets need ${s.eval + s.ranked} untaught routes; there are ${untaught.length}`);
   const heldOut = evalRng.shuffle([...untaught]).slice(0, s.eval + s.ranked);
   const evalPrompts: PromptRow[] = heldOut.slice(0, s.eval).map((x, i) => ({ id: `paths-eval-${i}`, instruction: routeInstruction(x.route, evalPhrasings[evalRng.int(evalPhrasings.length)]!), source: 'eval' }));
 

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import * as path from 'node:path';
 import { describe, it } from 'node:test';
 import {
@@ -10,7 +11,10 @@ import {
   presetConfig,
   settingsForIteration,
 } from '../../core/config';
+import { defaultRunId } from '../../cli/run-config';
+import { canonicalJson } from '../../core/canonical-json';
 import { InvalidInputError } from '../../core/errors';
+import { registerWorld } from '../../core/pipeline/world';
 
 const fixture = (name: string) => path.join(__dirname, '..', '..', '..', 'tests', 'fixtures', 'config', name);
 const minimal = { model: { base: './m0' }, data: { ift: 'ift.jsonl', eft: 'eft.jsonl' } };
@@ -116,5 +120,26 @@ describe('run config', () => {
   it('has presets that validate', () => {
     for (const name of Object.keys(PRESETS)) assert.doesNotThrow(() => parseConfig(presetConfig(name), name));
     assert.throws(() => presetConfig('huge'), /unknown preset "huge"; available: tiny/);
+  });
+});
+
+describe('default run ID', () => {
+  it('follows the config, and the version of a built-in world it names', () => {
+    const own = parseConfig(minimal);
+    assert.equal(defaultRunId(own), defaultRunId(parseConfig(minimal)), 'the same config, the same ID');
+    assert.notEqual(defaultRunId(own), defaultRunId(parseConfig({ ...minimal, seed: 1 })));
+    assert.match(defaultRunId(own), /^run-s0-[0-9a-f]{10}$/);
+    // A world registered for this test, at two versions: the same config gets a new ID.
+    const load = async () => { throw new Error('not loaded'); };
+    const config = parseConfig({ model: { base: 'builtin:test-world' }, data: { ift: 'builtin:test-world/ift', eft: 'builtin:test-world/eft' } });
+    registerWorld('test-world', '1', load);
+    const v1 = defaultRunId(config);
+    registerWorld('test-world', '2', load);
+    const v2 = defaultRunId(config);
+    assert.notEqual(v1, v2);
+    registerWorld('test-world', '1', load);
+    assert.equal(defaultRunId(config), v1);
+    // The user's own data: the ID is the config's hash alone, as before there were world versions.
+    assert.equal(defaultRunId(own), `run-s0-${createHash('sha256').update(canonicalJson(own)).digest('hex').slice(0, 10)}`);
   });
 });

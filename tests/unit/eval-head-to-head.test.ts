@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { evaluateJudge, headToHead, type PairwiseJudge, type PointwiseJudge } from '../../core/eval/head-to-head';
+import { evaluateJudge, headToHead, sampledHeadToHead, type PairwiseJudge, type PointwiseJudge } from '../../core/eval/head-to-head';
 
 const prompts = ['p1', 'p2', 'p3', 'p4', 'p5'].map((id) => ({ id, instruction: `question ${id}` }));
 // A programmatic judge: the number of "!" in a response is its score; "??" means no score.
@@ -40,6 +40,21 @@ describe('head-to-head', () => {
     assert.deepEqual(calls, ['long|s', 'x|yyy', 'ab|cd', 's|long', 'yyy|x', 'cd|ab']);
     assert.deepEqual(rows.map((r) => [r.aFirst, r.bFirst, r.outcome]), [['a', 'a', 'a'], ['b', 'b', 'b'], ['a', 'b', 'tie']]);
     assert.equal(summary.winRate, 0.5);
+  });
+
+  it('compares sampled answers sample by sample and summarises them per prompt', async () => {
+    const two = prompts.slice(0, 2);
+    const a = { name: 'M2', samples: [['!!', '!', '!'], ['', '!!', '??']] };
+    const b = { name: 'M1', samples: [['!', '!', ''], ['!', '!', '!']] };
+    const { rows, summary } = await sampledHeadToHead(two, a, b, bangs);
+    assert.deepEqual(rows.map((r) => r.promptId), ['p1#0', 'p1#1', 'p1#2', 'p2#0', 'p2#1', 'p2#2']);
+    assert.deepEqual(rows.map((r) => r.outcome), ['a', 'tie', 'a', 'b', 'a', 'tie']);
+    assert.ok(rows.every((r) => r.instruction === (r.promptId.startsWith('p1') ? 'question p1' : 'question p2')));
+    // 3 wins, 2 ties, 1 loss of 6: 4 / 6; prompt means 5/6 and 1/2.
+    assert.deepEqual([summary.wins, summary.ties, summary.losses, summary.n, summary.prompts, summary.samples], [3, 2, 1, 6, 2, 3]);
+    assert.ok(Math.abs(summary.winRate - 4 / 6) < 1e-12);
+    await assert.rejects(sampledHeadToHead(two, a, { name: 'M1', samples: [['!'], ['!']] }, bangs), /same number of samples/);
+    await assert.rejects(sampledHeadToHead(prompts, a, b, bangs), /5 prompts/);
   });
 
   it('refuses a response count that does not match the prompts', async () => {

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { Verdict } from '../../core/data/rows';
-import { averageRanks, combineOrders, kendallTauB, rewardModelMetrics, spearman, summarizeHeadToHead, wilsonInterval } from '../../core/eval/metrics';
+import { averageRanks, combineOrders, kendallTauB, rewardModelMetrics, spearman, summarizeHeadToHead, summarizeSampledHeadToHead, wilsonInterval } from '../../core/eval/metrics';
 
 const close = (actual: number, expected: number, tol = 1e-9, what = '') =>
   assert.ok(Math.abs(actual - expected) <= tol, `${what} expected ${expected}, got ${actual}`);
@@ -89,6 +89,36 @@ describe('summarizeHeadToHead', () => {
   it('throws on no outcomes and on a value that is not a verdict', () => {
     assert.throws(() => summarizeHeadToHead([]), /no outcomes/);
     assert.throws(() => summarizeHeadToHead(['a', 'x' as Verdict]), /outcome 1 is "x"/);
+  });
+});
+
+describe('summarizeSampledHeadToHead', () => {
+  it('counts every comparison and puts the interval on the prompts, worked by hand', () => {
+    // Two samples per prompt. Prompt means: (1 + 1)/2 = 1, (1 + 0)/2 = 0.5, (½ + 0)/2 = 0.25, 0.
+    const outcomes: Verdict[] = ['a', 'a', 'a', 'b', 'tie', 'b', 'b', 'b'];
+    const s = summarizeSampledHeadToHead(outcomes, 2);
+    assert.deepEqual([s.wins, s.ties, s.losses, s.n, s.prompts, s.samples], [3, 1, 4, 8, 4, 2]);
+    // (3 + ½) / 8 = 0.4375 = mean of the prompt means.
+    close(s.winRate, 0.4375, 1e-12, 'winRate');
+    // Σ(s_i − 0.4375)² = 0.31640625 + 0.00390625 + 0.03515625 + 0.19140625 = 0.546875;
+    // half-width 1.959963984540054 · √(0.546875 / (4 · 3)) = 0.41840946776324863.
+    close(s.ci95[0], 0.01909053223675139, 1e-12, 'lo');
+    close(s.ci95[1], 0.8559094677632486, 1e-12, 'hi');
+  });
+
+  it('gives no spread where every prompt scores the same, clips to [0, 1], and knows nothing from one prompt', () => {
+    const same = summarizeSampledHeadToHead(['a', 'b', 'b', 'a', 'tie', 'tie'], 2);
+    assert.equal(same.winRate, 0.5);
+    assert.deepEqual(same.ci95, [0.5, 0.5]);
+    const won = summarizeSampledHeadToHead(['a', 'a', 'a', 'tie'], 2);
+    assert.equal(won.ci95[1], 1);
+    assert.deepEqual(summarizeSampledHeadToHead(['a', 'b', 'a'], 3).ci95, [0, 1]);
+  });
+
+  it('throws on a count that is not whole prompts, and on a bad sample count', () => {
+    assert.throws(() => summarizeSampledHeadToHead(['a', 'b', 'a'], 2), /3 outcomes are not 2 per prompt/);
+    assert.throws(() => summarizeSampledHeadToHead(['a'], 0), /samples must be a positive integer/);
+    assert.throws(() => summarizeSampledHeadToHead([], 2), /no outcomes/);
   });
 });
 

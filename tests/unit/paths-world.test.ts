@@ -68,7 +68,8 @@ describe('the paths world', () => {
     assert.ok(world.ift.every((r) => pathsOracleScore(0, r.instruction, r.response) === 5));
     const taught = new Set(world.ift.map((r) => key(r.instruction)));
     const heldOut = [...world.evalPrompts.map((p) => p.instruction), ...world.rankedEval.map((s) => s.instruction)];
-    assert.equal(world.evalPrompts.length, 100);
+    assert.equal(world.evalPrompts.length, 180);
+    assert.equal(new Set(heldOut.map(key)).size, heldOut.length, 'one held-out prompt or ranked set per route');
     assert.ok(heldOut.every((i) => !taught.has(key(i))));
     // The iterations' prompts: untaught routes, never a held-out or training text.
     const fresh = pathsWorld.newPrompts!(0, 1, 300, new Set());
@@ -76,6 +77,10 @@ describe('the paths world', () => {
     const texts = new Set([...heldOut, ...world.ift.map((r) => r.instruction), ...world.eft.map((r) => r.instruction)]);
     assert.ok(fresh.every((i) => !texts.has(i) && !taught.has(key(i))));
     assert.notDeepEqual(pathsWorld.newPrompts!(0, 2, 300, new Set(fresh)), fresh);
+  });
+
+  it('refuses more held-out prompts than untaught routes, naming the numbers', () => {
+    assert.throws(() => makePathsWorld(1, { eval: 240 }), /240 held-out prompts and 50 ranked sets need 290 untaught routes; there are 247/);
   });
 
   it('balances EFT across scores, and each judgment ends in the score the judge parser reads', () => {

@@ -4,7 +4,7 @@ import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { parseConfig, presetConfig, type RunConfig } from '../../core/config';
 import { DatasetError } from '../../core/data/jsonl';
-import { CandidateRow, JudgmentRow, PromptRow } from '../../core/data/rows';
+import { CandidateRow, HeadToHeadRow, JudgmentRow, PromptRow } from '../../core/data/rows';
 import { saveTextModel } from '../../core/method/text-model';
 import { DecoderModel } from '../../core/model/decoder';
 import { fetchModel, getJson, getJsonl, putJsonl, putModel } from '../../core/pipeline/artifacts';
@@ -170,6 +170,38 @@ describe('pipeline steps on the tiny world: the reference arms’ judges and the
     const again = new Set(rows.map((r) => r.instruction));
     assert.ok((await getJsonl(ctx.store, second.prompts, PromptRow)).every((r) => !again.has(r.instruction)), 'none of an earlier iteration’s');
     assert.equal((await steps.promptsStep(ctx, { runId, config: c, iteration: 1, model, ift: data.ift, earlier: [], evalPrompts: data.evalPrompts! })).reused, true);
+  });
+
+  it('compares two models with sampled decoding beside greedy: samples made once per model, the same seeds for both', async () => {
+    const sampledConfig: RunConfig = { ...config, evaluation: { ...config.evaluation, sampled: true, samples: 3 } };
+    const other = await putModel(ctx.store, `runs/${runId}/other`, await (async () => {
+      const tm = tinyTextModel(DecoderModel.initialise(tinyModelConfig({ hiddenSize: 16, numLayers: 1, numHeads: 2 }), 4));
+      await saveTextModel(tm, path.join(tmp.dir, 'other'));
+      tm.model.dispose();
+      return path.join(tmp.dir, 'other');
+    })());
+    const greedy = async (name: string, m: ArtifactRef) => ({ name, model: m, responses: (await steps.responsesStep(ctx, { runId, config, name, model: m, evalPrompts })).responses });
+    const [x, y] = [await greedy('X', model), await greedy('Y', other)];
+    const plain = await steps.headToHeadStep(ctx, { runId, config, a: x, b: y, evalPrompts, judge: 'oracle' });
+    assert.equal(plain.sampled, undefined, 'off by default');
+    const h = await steps.headToHeadStep(ctx, { runId, config: sampledConfig, a: x, b: y, evalPrompts, judge: 'oracle' });
+    assert.deepEqual(h.summary, plain.summary, 'the greedy comparison is unchanged');
+    const rows = await getJsonl(ctx.store, h.sampled!.rows, HeadToHeadRow);
+    const prompts = await getJsonl(ctx.store, evalPrompts, PromptRow);
+    assert.equal(rows.length, prompts.length * 3);
+    assert.deepEqual([h.sampled!.summary.prompts, h.sampled!.summary.samples, h.sampled!.summary.n], [prompts.length, 3, prompts.length * 3]);
+    // Each outcome is the oracle's verdict on the two samples, recomputed here.
+    for (const r of rows) {
+      const [sa, sb] = [oracleScore(r.instruction, r.responseA).score, oracleScore(r.instruction, r.responseB).score];
+      assert.equal(r.outcome, sa > sb ? 'a' : sb > sa ? 'b' : 'tie');
+    }
+    assert.ok(new Set(rows.filter((r) => r.promptId.endsWith('#0') || r.promptId.endsWith('#1')).map((r) => r.responseA)).size > 1, 'the samples differ');
+    // A model against itself draws the same samples (the same seeds): every comparison ties.
+    const self = await steps.headToHeadStep(ctx, { runId, config: sampledConfig, a: x, b: { ...x, name: 'X2' }, evalPrompts, judge: 'oracle' });
+    assert.deepEqual([self.sampled!.summary.ties, self.sampled!.summary.winRate], [prompts.length * 3, 0.5]);
+    // X's samples were made once and shared by both comparisons.
+    const made = (await ctx.store.list(`runs/${runId}/steps/eval/samples-X-`)).filter((k) => k.key.endsWith('/result.json'));
+    assert.equal(made.length, 1);
   });
 
   it('measures a model by the oracle: its greedy answers, and its own judge on its own candidates', async () => {

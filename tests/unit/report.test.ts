@@ -126,6 +126,24 @@ describe('run report', () => {
     assert.match(text, /CEILING ARM/);
   });
 
+  it('shows the sampled head-to-heads in a table of their own and as dashed lines on the win-rate chart', () => {
+    const sampled = (a: string, b: string, winRate: number) => ({ a, b, judge: 'oracle', wins: 300, ties: 200, losses: 220, n: 720, winRate, ci95: [winRate - 0.05, winRate + 0.05] as [number, number], prompts: 180, samples: 4 });
+    const withSampled: RunReport = { ...report, headToHeadSampled: [sampled('M2', 'M1', 0.55), sampled('M3', 'M2', 0.6)], ceiling: { ...report.ceiling!, headToHeadSampled: [sampled('M2', 'M1', 0.58)] } };
+    const md = renderMarkdown(withSampled);
+    assert.match(md, /## Head-to-head, sampled decoding\n\nEach model answers every held-out prompt several times/);
+    assert.match(md, /\| M3 \| M2 \| oracle \| 300 \| 200 \| 220 \| 720 \| 180 × 4 \| 60\.0% \| 55\.0%–65\.0% \|/);
+    assert.match(md, /### Head-to-head, sampled \(ceiling\)/);
+    assert.doesNotMatch(renderMarkdown(report), /sampled decoding/, 'no section without sampled rows');
+    assert.match(renderText(withSampled), /^HEAD-TO-HEAD, SAMPLED DECODING$/m);
+    const html = renderHtml(withSampled);
+    const winChart = html.slice(html.indexOf('Win rate of each iteration'), html.indexOf('Mean oracle score'));
+    // Greedy: 3 lines × 2 iterations; sampled: the method's 2 and the ceiling's 1, dashed.
+    assert.equal((winChart.match(/<circle /g) ?? []).length, 9);
+    assert.match(winChart, /method, sampled/);
+    assert.match(winChart, /ceiling, sampled/);
+    assert.ok((winChart.match(/stroke-dasharray="5 4"/g) ?? []).length >= 2, 'sampled lines and their legend are dashed');
+  });
+
   it('draws a chart for points it has and says so when it has none', () => {
     const svg = lineChart({ title: 't', yLabel: 'y', series: [{ name: 's', color: '#000', points: [{ x: 0, y: 1 }, { x: 1, y: 2 }] }] });
     assert.match(svg, /<polyline[^>]+points="[\d.]+,[\d.]+ [\d.]+,[\d.]+"/);
