@@ -24,8 +24,8 @@ function worldPreset(name: string, world: string, prompts: number, judgeTokens: 
       settings: {
         // The world's task sampler stands in for the paper's fixed prompt generator.
         prompts: { count: prompts, maxNewTokens: 16, minChars: 5, generator: 'world' },
-        candidates: { n: 8, temperature: 1, topP: 0.9, maxNewTokens: 12, shardSize: 200 },
-        judge: { samples: 3, maxNewTokens: judgeTokens },
+        candidates: { n: 8, temperature: 1, topP: 0.9, maxNewTokens: 12, shardSize: 200, batchSize: 128 },
+        judge: { samples: 3, maxNewTokens: judgeTokens, batchSize: 128 },
         dpo: { lr: 3e-4, lrEnd: 3e-5, nllWeight: 1, beta: 0.1, batchSize: 8, epochs: 2, dropout: 0, maxSeqLen: 128, warmupSteps: 2 },
       },
     },

@@ -84,6 +84,8 @@ function hashOf(value: unknown): string {
 }
 
 const refId = (ref: ArtifactRef | undefined) => ref?.sha256 ?? null;
+/** Settings as a step key sees them: batching changes how the work runs, not what it makes. */
+const unbatched = <S extends { batchSize?: number }>({ batchSize: _, ...rest }: S) => rest;
 
 /**
  * `{worlds: {name: version}}` for the built-in worlds among `specs`, else nothing: the keys of steps
@@ -351,7 +353,7 @@ export async function candidatesStep(
   input: { runId: string; config: RunConfig; iteration: number; model: ArtifactRef; prompts: ArtifactRef; shard: number; shards: number },
 ): Promise<{ candidates: ArtifactRef; count: number } & StepResult> {
   const s = settingsForIteration(input.config, input.iteration).candidates;
-  const key = stepKey(input.runId, `iteration-${input.iteration}/candidates-${input.shard}`, { model: refId(input.model), prompts: refId(input.prompts), shard: input.shard, shards: input.shards, s, seed: input.config.seed });
+  const key = stepKey(input.runId, `iteration-${input.iteration}/candidates-${input.shard}`, { model: refId(input.model), prompts: refId(input.prompts), shard: input.shard, shards: input.shards, s: unbatched(s), seed: input.config.seed });
   return once(ctx, key, async () => {
     const all = await getJsonl(ctx.store, input.prompts, PromptRow);
     const size = Math.ceil(all.length / input.shards);
@@ -369,7 +371,7 @@ export async function judgeStep(
 ): Promise<{ judgments: ArtifactRef; stats: JudgingStats } & StepResult> {
   const s = settingsForIteration(input.config, input.iteration).judge;
   const template = await templateText(s.template, 'judge', input.config);
-  const key = stepKey(input.runId, `iteration-${input.iteration}/judgments-${input.shard}`, { model: refId(input.model), candidates: refId(input.candidates), s, template: template ?? null, seed: input.config.seed, ...(s.by === 'oracle' ? runWorldTag(input.config) : {}) });
+  const key = stepKey(input.runId, `iteration-${input.iteration}/judgments-${input.shard}`, { model: refId(input.model), candidates: refId(input.candidates), s: unbatched(s), template: template ?? null, seed: input.config.seed, ...(s.by === 'oracle' ? runWorldTag(input.config) : {}) });
   return once(ctx, key, async () => {
     const candidates = await getJsonl(ctx.store, input.candidates, CandidateRow);
     const seed = input.config.seed + input.iteration;
@@ -526,7 +528,7 @@ export async function headToHeadStep(
 export async function judgeMetricsStep(ctx: StepContext, input: { runId: string; config: RunConfig; name: string; model: ArtifactRef; rankedEval: ArtifactRef }): Promise<{ metrics: RewardModelMetrics } & StepResult> {
   const s = input.config.iterations.settings.judge;
   const template = await templateText(s.template, 'judge', input.config);
-  const key = stepKey(input.runId, `eval/judge-${input.name}`, { model: refId(input.model), ranked: refId(input.rankedEval), s, template: template ?? null, seed: input.config.seed });
+  const key = stepKey(input.runId, `eval/judge-${input.name}`, { model: refId(input.model), ranked: refId(input.rankedEval), s: unbatched(s), template: template ?? null, seed: input.config.seed });
   return once(ctx, key, async () => {
     const sets = await getJsonl(ctx.store, input.rankedEval, RankedSetRow);
     const metrics = await withModel(ctx, input.model, (tm) => evaluateJudge(modelJudge(tm, input.name, { ...s, ...(template ? { template } : {}) }, input.config.seed), sets));
@@ -583,7 +585,7 @@ export async function oracleEvalStep(
   const n = input.config.evaluation.onPolicyPrompts;
   const template = await templateText(settings.judge.template, 'judge', input.config);
   const key = stepKey(input.runId, `eval/oracle-${input.name}`, {
-    model: refId(input.model), responses: refId(input.responses), prompts: refId(input.evalPrompts), n, candidates: settings.candidates, judge: { ...settings.judge, by: 'self' }, template: template ?? null, base: input.config.model.base, seed: input.config.seed, ...runWorldTag(input.config),
+    model: refId(input.model), responses: refId(input.responses), prompts: refId(input.evalPrompts), n, candidates: unbatched(settings.candidates), judge: { ...unbatched(settings.judge), by: 'self' }, template: template ?? null, base: input.config.model.base, seed: input.config.seed, ...runWorldTag(input.config),
   });
   return once(ctx, key, async () => {
     const world = await runWorld(input.config);

@@ -52,6 +52,9 @@ describe('pipeline steps (no Temporal): keyed by their inputs, recomputed only w
     const first = await run(config);
     assert.deepEqual(first.map((s) => s.reused), [false, false, false]);
     assert.deepEqual((await run(config)).map((s) => s.reused), [true, true, true]);
+    // Another batch size changes how the work runs, not what it makes: everything is reused.
+    const rebatched: RunConfig = { ...config, iterations: { ...config.iterations, overrides: [{ iteration: 1, candidates: { batchSize: 3 }, judge: { batchSize: 5 } }] } };
+    assert.deepEqual((await run(rebatched)).map((s) => s.reused), [true, true, true]);
     const withJudge = (c: RunConfig, samples: number): RunConfig => ({ ...c, iterations: { ...c.iterations, overrides: [{ iteration: 1, judge: { samples } }] } });
     // More judge samples: prompts and candidates are reused, judgments recomputed.
     const changedJudge = await run(withJudge(config, 4));
