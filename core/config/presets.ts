@@ -38,11 +38,11 @@ function worldPreset(name: string, world: string, prompts: number, judgeTokens: 
 export const PRESETS: Record<string, RunConfigInput> = {
   // The paths world (core/worlds/paths.ts): route finding on a graph M0 knows, where checking a route
   // (one recalled edge per hop, one word to compare at the end) is easier than producing it (look-ahead).
-  // 390 prompts per iteration (the world has ~790 untaught ones); the judge writes its hop-by-hop check
+  // 390 prompts per iteration (the world has ~740-810 untaught ones); the judge writes its hop-by-hop check
   // before the score (up to ~45 tokens). Measured with `npm start` (seeds 0 and 1, 2 shared CPU cores,
-  // native backend): 10.5-12.7 min in all, the method's rows 8.8-11 (M1 ~4-5, each iteration ~1.8), the
-  // arms ~1.5. M1's judge ranks its own candidates 93% and 73% right; the method's M2 beats M1 52.5% and
-  // 57.0%, its M3 beats SFT 58.0% and 61.5%, close to the oracle-judged ceiling (README, "The tiny world").
+  // native backend): the method's rows 11.5 min (M1 ~7, each iteration ~1.7), the arms ~1.5 more.
+  // M1's judge ranks its own candidates 93% and 73% right; sampled M2 vs M1 55.3% and 54.8%, M3 vs M2
+  // 55.2% and 49.2% (seed 1's second iteration has little headroom left) (README, "The tiny world").
   tiny: worldPreset('tiny', 'paths', 390, 48),
   // The list-task world (core/worlds/tiny.ts: reverse, sort, count, repeat, uppercase), the earlier
   // tiny preset. Its judge ranks its own candidates at chance (41% vs a random judge's 42%) and even the
