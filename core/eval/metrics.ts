@@ -231,7 +231,8 @@ function mean(values: number[]): number {
 
 /**
  * A judge's scores against reference rankings. Human rank 0 is best; a higher score is better; a
- * null score ranks below every score and ties with other nulls. Fractions over nothing are NaN.
+ * null score ranks below every score and ties with other nulls. Fractions over nothing are NaN, and
+ * so is every fraction when the judge scored no reply at all (a model that cannot judge yet).
  * Throws on no sets, or on a set whose lengths differ or are under 2, naming the set.
  */
 export function rewardModelMetrics(sets: RankedScores[]): RewardModelMetrics {
@@ -281,13 +282,15 @@ export function rewardModelMetrics(sets: RankedScores[]): RewardModelMetrics {
     if (!Number.isNaN(rho)) rhos.push(rho);
     if (!Number.isNaN(tau)) taus.push(tau);
   }
+  // A judge that scored no reply at all (every reply unparsed) was not measured, not 0% right.
+  const none = unscored === sets.reduce((n, x) => n + x.modelScores.length, 0);
   return {
     sets: sets.length,
     pairs,
-    pairwiseAccuracy: pairs === 0 ? NaN : agree / pairs,
-    pairwiseTies: pairs === 0 ? NaN : modelTies / pairs,
-    fiveBest: fiveBest / sets.length,
-    exactMatch: exact / sets.length,
+    pairwiseAccuracy: pairs === 0 || none ? NaN : agree / pairs,
+    pairwiseTies: pairs === 0 || none ? NaN : modelTies / pairs,
+    fiveBest: none ? NaN : fiveBest / sets.length,
+    exactMatch: none ? NaN : exact / sets.length,
     spearman: mean(rhos),
     spearmanSets: rhos.length,
     kendall: mean(taus),

@@ -102,7 +102,16 @@ const SAMPLED_TEXT = 'Each model answers every held-out prompt several times wit
 function judgeTable(rows: JudgeMetricsReport[]): Table {
   return {
     head: ['model', 'pairwise accuracy', 'on own candidates', '5-best', 'exact match', 'Spearman', 'Kendall τ'],
-    rows: rows.map((j) => [j.model, pct(j.pairwiseAccuracy), j.onPolicyAccuracy === null ? 'n/a' : `${pct(j.onPolicyAccuracy)} (${count(j.onPolicyPairs)} pairs)`, pct(j.fiveBest), pct(j.exactMatch), num(j.spearman), num(j.kendall)]),
+    rows: rows.map((j) => [
+      j.model,
+      // No reply scored (e.g. the SFT baseline, never taught to judge): nothing was measured.
+      !finite(j.pairwiseAccuracy) && j.unscored > 0 ? `no scores (${j.unscored} replies)` : pct(j.pairwiseAccuracy),
+      finite(j.onPolicyAccuracy) ? `${pct(j.onPolicyAccuracy)} (${count(j.onPolicyPairs)} pairs)` : 'n/a',
+      pct(j.fiveBest),
+      pct(j.exactMatch),
+      num(j.spearman),
+      num(j.kendall),
+    ]),
   };
 }
 
@@ -208,7 +217,8 @@ const COLORS = { method: '#1f77b4', control: '#7f7f7f', ceiling: '#2ca02c', extr
 export function lineChart(o: { title: string; yLabel: string; series: Series[]; categories?: string[]; yMin?: number; yMax?: number; reference?: { y: number; label: string }; percent?: boolean }): string {
   const W = 540;
   const H = 290;
-  const m = { l: 56, r: 122, t: 30, b: 44 };
+  // The legend sits in the right margin: wide enough for its longest name (~6.3 px a character).
+  const m = { l: 56, r: Math.max(122, 44 + Math.ceil(6.3 * Math.max(0, ...o.series.map((s) => s.name.length)))), t: 30, b: 44 };
   const all = o.series.flatMap((s) => s.points.flatMap((p) => [p.y, p.lo ?? p.y, p.hi ?? p.y])).filter(Number.isFinite);
   const xs = o.series.flatMap((s) => s.points.map((p) => p.x));
   if (all.length === 0 || xs.length === 0) return `<figure><figcaption>${esc(o.title)}</figcaption><p class="empty">no data</p></figure>`;

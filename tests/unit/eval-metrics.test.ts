@@ -262,6 +262,16 @@ describe('rewardModelMetrics', () => {
     assert.equal(rewardModelMetrics([{ humanRanks: [0, 0], modelScores: [3, 2] }]).exactMatch, 0);
   });
 
+  it('a judge that scored nothing is not measured: NaN, not 0% right', () => {
+    const m = rewardModelMetrics([{ humanRanks: [0, 1, 2], modelScores: [null, null, null] }, { humanRanks: [1, 0], modelScores: [null, null] }]);
+    assert.equal(m.pairs, 4);
+    for (const k of ['pairwiseAccuracy', 'pairwiseTies', 'fiveBest', 'exactMatch', 'spearman', 'kendall'] as const) assert.ok(Number.isNaN(m[k]), k);
+    assert.equal(m.unscored, 5);
+    // One score anywhere and the judge is measured (the nulls rank below it).
+    // (0,1) and (0,2): 1 above null, agree; (1,2) and the second set: null–null ties → 2 / 4.
+    close(rewardModelMetrics([{ humanRanks: [0, 1, 2], modelScores: [1, null, null] }, { humanRanks: [1, 0], modelScores: [null, null] }]).pairwiseAccuracy, 2 / 4);
+  });
+
   it('a null best reply is never a five; 4.49 is not a five', () => {
     assert.equal(rewardModelMetrics([{ humanRanks: [0, 1], modelScores: [null, 5] }]).fiveBest, 0);
     assert.equal(rewardModelMetrics([{ humanRanks: [0, 1], modelScores: [4.49, 1] }]).fiveBest, 0);

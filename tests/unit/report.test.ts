@@ -144,6 +144,11 @@ describe('run report', () => {
     assert.ok((winChart.match(/stroke-dasharray="5 4"/g) ?? []).length >= 2, 'sampled lines and their legend are dashed');
   });
 
+  it('says a judge that scored nothing was not measured, rather than 0% right', () => {
+    const md = renderMarkdown({ ...report, judgeMetrics: [{ model: 'SFT', ...metrics, pairwiseAccuracy: Number.NaN, pairwiseTies: Number.NaN, fiveBest: Number.NaN, exactMatch: Number.NaN, spearman: Number.NaN, kendall: Number.NaN, unscored: 200, onPolicyAccuracy: null, onPolicyPairs: 202 }] });
+    assert.match(md, /\| SFT \| no scores \(200 replies\) \| n\/a \| n\/a \| n\/a \|/);
+  });
+
   it('draws a chart for points it has and says so when it has none', () => {
     const svg = lineChart({ title: 't', yLabel: 'y', series: [{ name: 's', color: '#000', points: [{ x: 0, y: 1 }, { x: 1, y: 2 }] }] });
     assert.match(svg, /<polyline[^>]+points="[\d.]+,[\d.]+ [\d.]+,[\d.]+"/);
