@@ -1,5 +1,5 @@
 import * as path from 'node:path';
-import { DefaultLogger, NativeConnection, Runtime, Worker, bundleWorkflowCode, type LogLevel, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { DefaultLogger, NativeConnection, Runtime, Worker, bundleWorkflowCode, makeTelemetryFilterString, type LogLevel, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { createPipelineActivities } from '../activities/pipeline';
 import { createRunConfigActivities, type ActivityDeps } from '../activities/run-config';
 import type { TemporalTarget } from './connection';
@@ -29,6 +29,14 @@ const quietBundlerLogger = {
 
 let runtimeInstalled = false;
 
+/**
+ * Messages that say nothing is wrong, shown only at SRLM_LOG_LEVEL=DEBUG:
+ * - a model-queue worker has no workflows, by design;
+ * - a progress query answered after the asking client gave up (the worker's event loop was busy
+ *   with a model step; `srlm run` and `srlm status` simply ask again).
+ */
+const EXPECTED = ['No workflows registered', 'Query not found when attempting to respond'];
+
 /** Worker logs at WARN by default (SRLM_LOG_LEVEL=INFO or DEBUG for more): progress is ours to print. */
 function installRuntime(): void {
   if (runtimeInstalled) return;
@@ -37,10 +45,12 @@ function installRuntime(): void {
   try {
     Runtime.install({
       logger: new DefaultLogger(level, (entry) => {
-        // A model-queue worker has no workflows by design; that is not worth a warning.
-        if (entry.message.startsWith('No workflows registered')) return;
+        if (level !== 'DEBUG' && level !== 'TRACE' && EXPECTED.some((x) => entry.message.startsWith(x))) return;
         process.stderr.write(`${entry.level} ${entry.message}${entry.meta ? ` ${JSON.stringify(entry.meta)}` : ''}\n`);
       }),
+      // The SDK core's own logs come through the logger above too (by default they go straight to
+      // stderr, into the middle of `srlm run`'s progress lines).
+      telemetryOptions: { logging: { forward: {}, filter: makeTelemetryFilterString({ core: level, other: level }) } },
     });
   } catch {
     /* already installed by the embedding program */
