@@ -4,7 +4,7 @@ import { createHash } from 'node:crypto';
 import { applyAssignments, loadConfigFile, parseConfig, presetConfig, type RunConfig } from '../core/config';
 import { canonicalJson } from '../core/canonical-json';
 import { InvalidInputError } from '../core/errors';
-import { worldVersions } from '../core/pipeline/world';
+import { configWorldVersions } from '../core/pipeline/world';
 import '../core/worlds/index'; // the built-in worlds' versions (their code loads on first use)
 import { srlmHome } from '../infra/paths';
 
@@ -57,7 +57,7 @@ function intOption(flag: string, value: string): number {
  * instead of the old one being reported.
  */
 export function defaultRunId(config: RunConfig): string {
-  const worlds = worldVersions([config.model.base, ...Object.values(config.data)]);
+  const worlds = configWorldVersions(config);
   const hashed = Object.keys(worlds).length ? { config, worlds } : config;
   const hash = createHash('sha256').update(canonicalJson(hashed)).digest('hex').slice(0, 10);
   return `${config.name}-s${config.seed}-${hash}`;

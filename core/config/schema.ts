@@ -98,8 +98,9 @@ export const CandidateSettings = z
     shardSize: positiveInt.default(64),
     /**
      * Completions per generate call (default 32). How the work is batched, not what it makes: the
-     * step keys leave it out. Small models run faster in larger batches (bench: a 122k-parameter
-     * model judged 1.6× faster at 128 than at 32); memory grows with it.
+     * step keys leave it out. Small models run faster in larger batches (the tiny preset's
+     * model judged 1.8× faster at 128 than at 32: `node dist/bench/backend-stages.js --backends
+     * tensorflow --batches 32,128`); memory grows with it.
      */
     batchSize: positiveInt.optional(),
   })

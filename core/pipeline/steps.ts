@@ -38,7 +38,7 @@ import { TrainingStateStore } from '../train/state';
 import { fetchModel, getJson, getJsonl, putJson, putJsonl, putModel } from './artifacts';
 import '../worlds/index'; // registers the built-in worlds (builtin:tiny)
 import { renderHtml, renderMarkdown, type RunReport } from './report';
-import { loadWorld, worldVersions, type BuiltinWorld } from './world';
+import { configWorldVersions, loadWorld, worldVersions, type BuiltinWorld } from './world';
 
 export type { RunReport } from './report';
 
@@ -92,11 +92,10 @@ const unbatched = <S extends { batchSize?: number }>({ batchSize: _, ...rest }: 
  * whose output a world's code makes (its data, M0, its oracle's scores) change with its version,
  * and the keys of runs on the user's own data stay as they were.
  */
-function worldTag(...specs: (string | undefined)[]): { worlds?: Record<string, string> } {
-  const worlds = worldVersions(specs.filter((x): x is string => x !== undefined));
+function worldTag(worlds: Record<string, string>): { worlds?: Record<string, string> } {
   return Object.keys(worlds).length ? { worlds } : {};
 }
-const runWorldTag = (config: RunConfig) => worldTag(config.model.base, ...Object.values(config.data));
+const runWorldTag = (config: RunConfig) => worldTag(configWorldVersions(config));
 
 export function stepKey(runId: string, step: string, inputs: unknown): string {
   return `runs/${validateRunId(runId)}/steps/${step}-${hashOf({ step, inputs })}`;
@@ -168,7 +167,7 @@ export interface DataRefs {
 
 /** Where a run's seed data step keeps its result (`<key>/result.json` holds the DataRefs). */
 export function dataStepKey(runId: string, config: Pick<RunConfig, 'data' | 'seed'>): string {
-  return stepKey(runId, 'data', { data: config.data, seed: config.seed, ...worldTag(...Object.values(config.data)) });
+  return stepKey(runId, 'data', { data: config.data, seed: config.seed, ...worldTag(worldVersions(Object.values(config.data))) });
 }
 
 /** Seed data into the run's store: a built-in world's (from the seed) or the user's files, validated row by row. */
@@ -204,7 +203,7 @@ export async function prepareData(ctx: StepContext, input: { runId: string; conf
 /** M0 in the run's store: a built-in world's base model, or the user's Hugging Face directory. */
 export async function prepareBase(ctx: StepContext, input: { runId: string; config: RunConfig }): Promise<{ model: ArtifactRef } & StepResult> {
   const { model, seed } = input.config;
-  const key = stepKey(input.runId, 'base', { base: model.base, seed: model.base.startsWith('builtin:') ? seed : null, ...worldTag(model.base) });
+  const key = stepKey(input.runId, 'base', { base: model.base, seed: model.base.startsWith('builtin:') ? seed : null, ...worldTag(worldVersions([model.base])) });
   return once(ctx, key, async () => {
     if (model.base.startsWith('builtin:')) {
       const world = await worldOf(model.base);

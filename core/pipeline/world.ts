@@ -41,10 +41,10 @@ export function registerWorld(name: string, version: string, load: () => Promise
 }
 
 /** The versions of the built-in worlds named by `builtin:<name>[/<split>]` specs (other specs are skipped), by name. */
-export function worldVersions(specs: string[]): Record<string, string> {
+export function worldVersions(specs: (string | undefined)[]): Record<string, string> {
   const out: Record<string, string> = {};
   for (const spec of specs) {
-    const name = /^builtin:([a-z0-9-]+)(?:\/|$)/.exec(spec)?.[1];
+    const name = spec === undefined ? undefined : /^builtin:([a-z0-9-]+)(?:\/|$)/.exec(spec)?.[1];
     const w = name ? worlds.get(name) : undefined;
     if (name && w) out[name] = w.version;
   }
@@ -59,3 +59,7 @@ export async function loadWorld(name: string): Promise<BuiltinWorld | undefined>
   const w = worlds.get(name);
   return w ? w.load() : undefined;
 }
+
+/** The versions of the built-in worlds a run config names (base model and data), by name; {} for none. */
+export const configWorldVersions = (config: { model: { base: string }; data: Record<string, string | undefined> }): Record<string, string> =>
+  worldVersions([config.model.base, ...Object.values(config.data)]);
