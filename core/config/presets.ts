@@ -6,27 +6,38 @@ import type { RunConfigInput } from './schema';
  * cores on a synthetic world with an oracle (core/worlds/). `tiny` (what `npm start` runs) is the
  * paths world; `lists` is the list-task world.
  */
+interface WorldPresetSizes {
+  /** New prompts per iteration. */
+  prompts: number;
+  /** The judge's reply budget (its written check, then `Score: N`). */
+  judgeTokens: number;
+  /** Training rows are cut to this many tokens; the EFT rows must fit whole. */
+  maxSeqLen: number;
+  /** The candidates' nucleus (and the sampled head-to-head's). */
+  topP: number;
+}
+
 /**
  * A preset on a built-in world: its base model and data splits, the paper's recipe sized for 2 CPU
  * cores (SFT; two iterations of 8 candidates at T 1.0, 3 judgments each, DPO with an NLL term), and
  * the oracle's head-to-heads with both reference arms.
  */
-function worldPreset(name: string, world: string, prompts: number, judgeTokens: number): RunConfigInput {
+function worldPreset(name: string, world: string, { prompts, judgeTokens, maxSeqLen, topP }: WorldPresetSizes): RunConfigInput {
   const data = (split: string) => `builtin:${world}/${split}`;
   return {
     name,
     seed: 0,
     model: { base: `builtin:${world}` },
     data: { ift: data('ift'), eft: data('eft'), evalPrompts: data('eval-prompts'), rankedEval: data('ranked-eval') },
-    sft: { lr: 3e-3, lrEnd: 3e-4, batchSize: 16, dropout: 0, epochs: 12, maxSeqLen: 128, warmupSteps: 10 },
+    sft: { lr: 3e-3, lrEnd: 3e-4, batchSize: 16, dropout: 0, epochs: 12, maxSeqLen, warmupSteps: 10 },
     iterations: {
       count: 2,
       settings: {
         // The world's task sampler stands in for the paper's fixed prompt generator.
         prompts: { count: prompts, maxNewTokens: 16, minChars: 5, generator: 'world' },
-        candidates: { n: 8, temperature: 1, topP: 0.9, maxNewTokens: 12, shardSize: 200, batchSize: 128 },
+        candidates: { n: 8, temperature: 1, topP, maxNewTokens: 12, shardSize: 200, batchSize: 128 },
         judge: { samples: 3, maxNewTokens: judgeTokens, batchSize: 128 },
-        dpo: { lr: 3e-4, lrEnd: 3e-5, nllWeight: 1, beta: 0.1, batchSize: 8, epochs: 2, dropout: 0, maxSeqLen: 128, warmupSteps: 2 },
+        dpo: { lr: 3e-4, lrEnd: 3e-5, nllWeight: 1, beta: 0.1, batchSize: 8, epochs: 2, dropout: 0, maxSeqLen, warmupSteps: 2 },
       },
     },
     // The random-judge (floor) and oracle-judge (ceiling) arms run after the method's iterations.
@@ -38,19 +49,20 @@ function worldPreset(name: string, world: string, prompts: number, judgeTokens: 
 export const PRESETS: Record<string, RunConfigInput> = {
   // The paths world (core/worlds/paths.ts): route finding on a graph M0 knows, where checking a route
   // (one recalled edge per hop, one word to compare at the end) is easier than producing it (look-ahead).
-  // 390 prompts per iteration (the world has ~740-810 untaught ones); the judge writes its hop-by-hop check
-  // before the score (up to ~45 tokens). Measured with `npm start` (seeds 0 and 1, 2 shared CPU cores,
-  // native backend): the method's rows 11.5 min (M1 ~7, each iteration ~1.7), the arms ~1.5 more.
-  // M1's judge ranks its own candidates 93% and 73% right; sampled M2 vs M1 55.3% and 54.8%, M3 vs M2
-  // 55.2% and 49.2% (seed 1's second iteration has little headroom left) (README, "The tiny world").
-  tiny: worldPreset('tiny', 'paths', 390, 48),
+  // 600 prompts per iteration (the world has 1,850-1,970 for them); the judge writes its hop-by-hop check
+  // before the score (up to ~45 tokens; the longest EFT row is 143 tokens, within maxSeqLen). Candidates
+  // at top-p 1.0: at 0.9 a model 92% sure of a wrong hop never showed its alternative, and 8-15% of the
+  // second iteration's prompts had eight equally wrong candidates. Measured with `npm start` (seed 0,
+  // 2 CPU cores, native backend): the method's rows 6 min (M1's SFT 2.5, each iteration 1.4), the arms
+  // 1.3 more. Sampled M2 vs M1 56.5-58.1%, M3 vs M2 53.0-53.4% on seeds 0-2 (README, "The tiny world").
+  tiny: worldPreset('tiny', 'paths', { prompts: 600, judgeTokens: 48, maxSeqLen: 160, topP: 1 }),
   // The list-task world (core/worlds/tiny.ts: reverse, sort, count, repeat, uppercase), the earlier
   // tiny preset. Its judge ranks its own candidates at chance (41% vs a random judge's 42%) and even the
   // oracle's pairs do not lift it (M2 vs M1 49-51.5%); kept to reproduce that (README, "The tiny world").
   // Eight candidates at T 1.0: at four and T 0.7 the candidates of 168 of 191 prompts all had the same
   // oracle score. The NLL term on the chosen answers (RPO, weight 1): with the oracle's pairs plain DPO
   // lowered the model (M2 vs M1 47.0% at lr 1e-4, 28.5% at 1e-3); with the NLL term at 3e-4 it held.
-  lists: worldPreset('lists', 'tiny', 400, 20),
+  lists: worldPreset('lists', 'tiny', { prompts: 400, judgeTokens: 20, maxSeqLen: 128, topP: 0.9 }),
 };
 
 export function presetConfig(name: string): RunConfigInput {

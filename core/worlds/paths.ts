@@ -15,11 +15,15 @@
  *   is one of them (`cat goes to dog or sun: dog yes`), then the end (`end map map yes`), then the
  *   length (`steps 3 yes`). Each mark and the score rest on the lines just before them, and a
  *   small model's judgment on what it knows (the edges) rather than on what it cannot do (plan).
- * - The routes taught by IFT (a share of all start/goal/length combinations) are disjoint from the
- *   held-out evaluation prompts' routes: what the model learns about those it learns from its own
- *   judgments. The iterations' prompts (`newPrompts`, the stand-in for the paper's fixed prompt
- *   generator) come from the routes IFT does not teach, in other phrasings than the held-out ones;
- *   they can share a route with a held-out prompt, never its text.
+ * - Routes of 2 and 3 steps. A model that knows the edges and walks at random reaches the goal of
+ *   a 2-step route about a quarter of the time, of a 3-step one about a seventh.
+ * - The routes taught by IFT (a share of all start/goal/length combinations, each in five of the
+ *   eight phrasings) are disjoint from the held-out evaluation prompts' routes: what the model
+ *   learns about those it learns from its own judgments. The iterations' prompts (`newPrompts`, the
+ *   stand-in for the paper's fixed prompt generator) come from the routes IFT does not teach, in
+ *   the six phrasings the held-out prompts do not use; they can share a route with a held-out
+ *   prompt, never its text. A small model does not learn to plan a route it was never shown: what
+ *   it gains on a held-out route it learns from its own judgments on iteration prompts of that route.
  *
  * Oracle, additive as the judge rubric (each point only after the ones before it):
  *   +1 the response names nodes of the graph
@@ -44,9 +48,19 @@ import { tokens, WORDS } from './tiny-tasks';
 /** The graph's nodes. */
 export const NODES: readonly string[] = WORDS;
 const OUT_DEGREE = 2;
-const LENGTHS = [2, 3] as const;
+/** Route lengths (steps). */
+export const LENGTHS: readonly number[] = [2, 3];
 
-export const PATH_PHRASINGS = ['Go from {a} to {b} in {k} steps', 'Find a path from {a} to {b} in {k} steps', 'Walk from {a} to {b} in {k} steps', 'Get from {a} to {b} in {k} steps', 'Route from {a} to {b} in {k} steps'];
+export const PATH_PHRASINGS = [
+  'Go from {a} to {b} in {k} steps',
+  'Find a path from {a} to {b} in {k} steps',
+  'Walk from {a} to {b} in {k} steps',
+  'Get from {a} to {b} in {k} steps',
+  'Route from {a} to {b} in {k} steps',
+  'Travel from {a} to {b} in {k} steps',
+  'Move from {a} to {b} in {k} steps',
+  'Head from {a} to {b} in {k} steps',
+];
 
 /** The world's judge template: the rubric's five points, then the hop-by-hop check, then `Score: N`. */
 export const PATHS_JUDGE_TEMPLATE = `Check the path. A point each for: nodes, first hop, all hops, the goal, the length.
@@ -80,10 +94,10 @@ export interface Route {
 }
 
 /** Every start/goal/length the graph can do, with its walks that reach the goal (at least one). */
-export function allRoutes(g: Graph): { route: Route; paths: string[][] }[] {
+export function allRoutes(g: Graph, lengths: readonly number[] = LENGTHS): { route: Route; paths: string[][] }[] {
   const out: { route: Route; paths: string[][] }[] = [];
   for (const a of NODES) {
-    for (const k of LENGTHS) {
+    for (const k of lengths) {
       const byGoal = new Map<string, string[][]>();
       for (const w of walks(g, a, k)) byGoal.set(w.at(-1)!, [...(byGoal.get(w.at(-1)!) ?? []), w]);
       for (const [b, paths] of [...byGoal].sort(([x], [y]) => x.localeCompare(y))) if (b !== a) out.push({ route: { a, b, k }, paths });
@@ -95,7 +109,7 @@ export function allRoutes(g: Graph): { route: Route; paths: string[][] }[] {
 export const routeInstruction = (r: Route, phrasing: string) => phrasing.replace('{a}', r.a).replace('{b}', r.b).replace('{k}', String(r.k));
 
 const NODE_SET = new Set(NODES);
-const ROUTE_RE = /^(?:go|find a path|walk|get|route) from ([a-z]+) to ([a-z]+) in (\d) steps?\.?$/i;
+const ROUTE_RE = /^(?:go|find a path|walk|get|route|travel|move|head) from ([a-z]+) to ([a-z]+) in (\d) steps?\.?$/i;
 
 /** Reads an instruction as a route task, or null when it is not one of this world's. */
 export function parseRoute(instruction: string): Route | null {
@@ -187,10 +201,16 @@ function responseWithScore(g: Graph, r: Route, paths: string[][], target: number
 }
 
 export const PathsWorldSizes = z.strictObject({
-  /** Share of the routes IFT teaches (its prompts and the held-out ones never share a route). */
-  iftShare: z.number().gt(0).lt(1).default(0.4),
+  /**
+   * Share of the routes IFT teaches (its prompts and the held-out ones never share a route). A quarter
+   * leaves M1 headroom on the untaught routes for two iterations to gain on; at 0.4 M1 already
+   * answered most of them and even perfect pairs gained little in the second iteration.
+   */
+  iftShare: z.number().gt(0).lt(1).default(0.25),
+  /** Phrasings IFT teaches each of its routes in, drawn per route from the eight (every phrasing stays in use). */
+  iftPhrasings: z.number().int().min(1).max(PATH_PHRASINGS.length).default(5),
   eft: z.number().int().positive().default(2400),
-  /** Held-out prompts (with `ranked`, at most the untaught routes: about 250 of a seed's ~420). */
+  /** Held-out prompts (with `ranked`, at most the untaught routes: about 310-330 of a seed's 410-440). */
   eval: z.number().int().positive().default(180),
   ranked: z.number().int().positive().default(50),
   /** Edge statements and walks in M0's pretraining text. */
@@ -220,7 +240,7 @@ export function makePathsWorld(seed: number, sizes: Partial<PathsWorldSizes> = {
   const cut = Math.round(routes.length * s.iftShare);
   const taught = routes.slice(0, cut);
   const untaught = routes.slice(cut);
-  // Held-out prompts: untaught routes in the first two phrasings; the iterations get the others.
+  // Held-out prompts: untaught routes in the first two phrasings; the iterations get the other six.
   const evalPhrasings = PATH_PHRASINGS.slice(0, 2);
   const iterationPhrasings = PATH_PHRASINGS.slice(2);
   const evalRng = rng('eval');
@@ -230,7 +250,10 @@ export function makePathsWorld(seed: number, sizes: Partial<PathsWorldSizes> = {
 
   const iftRng = rng('ift');
   const ift: IftRow[] = taught.flatMap((x, i) =>
-    PATH_PHRASINGS.map((p, j) => ({ id: `paths-ift-${i}-${j}`, instruction: routeInstruction(x.route, p), response: x.paths[iftRng.int(x.paths.length)]!.join(' ') })),
+    iftRng
+      .shuffle([...PATH_PHRASINGS])
+      .slice(0, s.iftPhrasings)
+      .map((p, j) => ({ id: `paths-ift-${i}-${j}`, instruction: routeInstruction(x.route, p), response: x.paths[iftRng.int(x.paths.length)]!.join(' ') })),
   );
 
   // EFT on taught routes, every score equally often (the paper re-balanced its scores).
@@ -271,7 +294,7 @@ export function makePathsWorld(seed: number, sizes: Partial<PathsWorldSizes> = {
 
 /** The world's closed vocabulary. */
 export function pathsVocabulary(): string[] {
-  const texts = [INSTRUCTION_TEMPLATE.format(''), PATHS_JUDGE_TEMPLATE, ...PATH_PHRASINGS, ...PREFIXES, ...NON_ANSWERS, 'goes to or a walk end steps yes no nodes Score', ...NODES, 'Find find Walk walk Get get Route route Go go'];
+  const texts = [INSTRUCTION_TEMPLATE.format(''), PATHS_JUDGE_TEMPLATE, ...PATH_PHRASINGS, ...PREFIXES, ...NON_ANSWERS, 'goes to or a walk end steps yes no nodes Score', ...NODES, 'Find find Walk walk Get get Route route Go go Travel travel Move move Head head'];
   const words = new Set<string>();
   for (const t of texts) for (const w of t.match(/[A-Za-z]+|#+|[^\sA-Za-z]/gu) ?? []) words.add(w);
   for (let d = 0; d <= 9; d++) words.add(String(d));
@@ -286,7 +309,7 @@ export function pathsModelConfig(hiddenSize = 64, numLayers = 2): ModelConfig {
   const numHeads = 4;
   return ModelConfig.parse({
     family: 'llama', vocabSize: pathsTokenizer().vocabSize, hiddenSize, numLayers, numHeads, numKvHeads: numHeads, headDim: hiddenSize / numHeads,
-    intermediateSize: hiddenSize * 3, maxPositions: 128, normEps: 1e-5, tieEmbeddings: true, bosTokenId: 2, eosTokenId: 1, padTokenId: 0,
+    intermediateSize: hiddenSize * 3, maxPositions: 192, normEps: 1e-5, tieEmbeddings: true, bosTokenId: 2, eosTokenId: 1, padTokenId: 0,
   });
 }
 

@@ -1,7 +1,10 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { parseConfig, presetConfig } from '../../core/config';
 import { parseJudgeScore } from '../../core/judge/parse';
-import { allRoutes, edgesOf, makeGraph, makePathsWorld, NODES, parseRoute, pathsOracleScore, pathsTokenizer, pathsWorld, scoreRoute, type Graph, type Route } from '../../core/worlds/paths';
+import { judgePrompt } from '../../core/judge/prompt';
+import { INSTRUCTION_TEMPLATE } from '../../core/tokenizer/template';
+import { allRoutes, edgesOf, makeGraph, makePathsWorld, NODES, parseRoute, PATHS_JUDGE_TEMPLATE, pathsModelConfig, pathsOracleScore, pathsTokenizer, pathsWorld, scoreRoute, type Graph, type Route } from '../../core/worlds/paths';
 
 /** A walk of `k` hops from `a` that avoids `goal` at its end (a 3-point answer), if the graph has one. */
 function walkMissing(g: Graph, r: Route): string[] | null {
@@ -67,6 +70,11 @@ describe('the paths world', () => {
     const key = (i: string) => JSON.stringify(parseRoute(i));
     assert.ok(world.ift.every((r) => pathsOracleScore(0, r.instruction, r.response) === 5));
     const taught = new Set(world.ift.map((r) => key(r.instruction)));
+    // Five phrasings per taught route; routes of 2 and 3 steps, taught and held out alike.
+    assert.equal(world.ift.length, taught.size * 5);
+    const steps = (xs: string[]) => new Set(xs.map((i) => parseRoute(i)!.k));
+    assert.deepEqual([...steps(world.ift.map((r) => r.instruction))].sort(), [2, 3]);
+    assert.deepEqual([...steps(world.evalPrompts.map((p) => p.instruction))].sort(), [2, 3]);
     const heldOut = [...world.evalPrompts.map((p) => p.instruction), ...world.rankedEval.map((s) => s.instruction)];
     assert.equal(world.evalPrompts.length, 180);
     assert.equal(new Set(heldOut.map(key)).size, heldOut.length, 'one held-out prompt or ranked set per route');
@@ -79,8 +87,19 @@ describe('the paths world', () => {
     assert.notDeepEqual(pathsWorld.newPrompts!(0, 2, 300, new Set(fresh)), fresh);
   });
 
+  it("leaves the tiny preset's two iterations their prompts, each new", () => {
+    const count = parseConfig(presetConfig('tiny')).iterations.settings.prompts.count;
+    for (const seed of [0, 1]) {
+      const first = pathsWorld.newPrompts!(seed, 1, count, new Set());
+      const second = pathsWorld.newPrompts!(seed, 2, count, new Set(first));
+      assert.equal(first.length, count);
+      assert.equal(second.length, count);
+      assert.ok(second.every((p) => !first.includes(p)));
+    }
+  });
+
   it('refuses more held-out prompts than untaught routes, naming the numbers', () => {
-    assert.throws(() => makePathsWorld(1, { eval: 240 }), /240 held-out prompts and 50 ranked sets need 290 untaught routes; there are 247/);
+    assert.throws(() => makePathsWorld(1, { eval: 300 }), /300 held-out prompts and 50 ranked sets need 350 untaught routes; there are 309/);
   });
 
   it('balances EFT across scores, and each judgment ends in the score the judge parser reads', () => {
@@ -98,5 +117,23 @@ describe('the paths world', () => {
     const t = pathsTokenizer();
     const texts = [...world.pretrain, ...world.ift.flatMap((r) => [r.instruction, r.response]), ...world.eft.flatMap((r) => [r.instruction, r.response, r.judgment])];
     for (const text of texts) assert.equal(t.decode(t.encode(text)), text);
+  });
+});
+
+describe('the tiny preset on the paths world', () => {
+  it('holds every EFT row whole within its maxSeqLen, and the longest judgment within the judge budget and the model positions', () => {
+    const config = parseConfig(presetConfig('tiny'));
+    const t = pathsTokenizer();
+    const positions = pathsModelConfig().maxPositions;
+    for (const seed of [0, 1]) {
+      for (const r of makePathsWorld(seed).eft) {
+        const prompt = t.encode(INSTRUCTION_TEMPLATE.format(judgePrompt(r.instruction, r.response, PATHS_JUDGE_TEMPLATE))).length;
+        const judgment = t.encode(r.judgment).length + 1; // and the end token
+        assert.ok(prompt + judgment <= config.sft.maxSeqLen, `${prompt} + ${judgment} tokens: ${r.judgment}`);
+        assert.ok(prompt + config.iterations.settings.judge.maxNewTokens <= positions);
+        // The judge budget covers the answers of a path's length (the long score-4 answers may be cut).
+        if (r.score === 5) assert.ok(judgment <= config.iterations.settings.judge.maxNewTokens, r.judgment);
+      }
+    }
   });
 });
