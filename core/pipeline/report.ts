@@ -277,8 +277,9 @@ const lines = (r: RunReport): { name: string; color: string; line: LineReport }[
 export function charts(r: RunReport): string[] {
   const iterations = [...new Set([...r.pairs, ...ARMS.flatMap((a) => r[a]?.pairs ?? [])].map((p) => p.iteration))].sort((a, b) => a - b);
   const vsPrevious = (rows: HeadToHeadReport[] | undefined, t: number) => rows?.find((h) => h.a === `M${t + 1}` && h.b === `M${t}`);
-  // Win rates near 50% read better on 25–75% when every interval fits there; else the whole 0–100%.
-  const spans = lines(r).flatMap(({ line }) => [...line.headToHead, ...(line.headToHeadSampled ?? [])].flatMap((h) => h.ci95));
+  // Win rates near 50% read better on 25–75% when every plotted interval fits there (each model
+  // against the one before; M3 vs SFT is not drawn); else the whole 0–100%.
+  const spans = lines(r).flatMap(({ line }) => [line.headToHead, line.headToHeadSampled].flatMap((rows) => iterations.flatMap((t) => vsPrevious(rows, t)?.ci95 ?? [])));
   const zoom = spans.length > 0 && spans.every((x) => x >= 0.25 && x <= 0.75);
   const winRate = lineChart({
     title: `Win rate of each iteration’s model against the one before (judge: ${r.headToHead[0]?.judge ?? 'n/a'}, both orders, 95% CI)${r.headToHeadSampled?.length ? ', greedy and (dashed) sampled decoding' : ''}${r.control || r.ceiling ? '; the arms pick pairs with a random (control) or the oracle (ceiling) judge' : ''}`,

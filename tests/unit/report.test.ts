@@ -144,6 +144,19 @@ describe('run report', () => {
     assert.ok((winChart.match(/stroke-dasharray="5 4"/g) ?? []).length >= 2, 'sampled lines and their legend are dashed');
   });
 
+  it('zooms the win-rate axis to 25-75% when every plotted interval fits there, whatever the comparisons it does not plot', () => {
+    const axis = (r: RunReport) => {
+      const html = renderHtml(r);
+      const winChart = html.slice(html.indexOf('Win rate of each iteration'), html.indexOf('Mean oracle score'));
+      return />38%</.test(winChart) ? 'zoomed' : />100%</.test(winChart) ? 'whole' : 'neither';
+    };
+    assert.equal(axis(report), 'zoomed');
+    // M3 vs SFT far from 50% is in the tables, not on this chart.
+    assert.equal(axis({ ...report, headToHead: [...report.headToHead, h2h('M3', 'SFT', 90, 5, 5)] }), 'zoomed');
+    // A plotted comparison outside 25-75% shows the whole axis.
+    assert.equal(axis({ ...report, ceiling: { ...report.ceiling!, headToHead: [h2h('M2', 'M1', 90, 5, 5), ...report.ceiling!.headToHead.slice(1)] } }), 'whole');
+  });
+
   it('says a judge that scored nothing was not measured, rather than 0% right', () => {
     const md = renderMarkdown({ ...report, judgeMetrics: [{ model: 'SFT', ...metrics, pairwiseAccuracy: Number.NaN, pairwiseTies: Number.NaN, fiveBest: Number.NaN, exactMatch: Number.NaN, spearman: Number.NaN, kendall: Number.NaN, unscored: 200, onPolicyAccuracy: null, onPolicyPairs: 202 }] });
     assert.match(md, /\| SFT \| no scores \(200 replies\) \| n\/a \| n\/a \| n\/a \|/);
