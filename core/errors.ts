@@ -33,8 +33,11 @@ export class ArtifactIntegrityError extends SrlmError {
 /** An artifact that was never published (or was deleted). */
 export class ArtifactNotFoundError extends SrlmError {
   readonly retryable = false;
-  constructor(readonly uri: string) {
-    super(`artifact ${uri} does not exist (no published manifest)`);
+  constructor(
+    readonly uri: string,
+    why = 'no published manifest',
+  ) {
+    super(`artifact ${uri} does not exist (${why})`);
   }
 }
 

@@ -4,7 +4,7 @@ import * as path from 'node:path';
 import { PassThrough } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { InvalidInputError, StoreUnavailableError } from '../errors';
+import { ArtifactNotFoundError, InvalidInputError, StoreUnavailableError } from '../errors';
 import {
   ArtifactManifest,
   type ArtifactRef,
@@ -117,7 +117,15 @@ export class LocalStore extends VerifiedReadStore {
   protected async openData(key: string, ref: ArtifactRef): Promise<NodeJS.ReadableStream> {
     const source = createReadStream(this.dataPath(key));
     const wrapped = new PassThrough();
-    source.on('error', (err) => wrapped.destroy(wrapFsError(err, ref.uri)));
+    // A published manifest without its data file: someone deleted files under the store by hand.
+    // Retrying cannot bring them back, so say what is wrong instead of failing as a busy disk would.
+    source.on('error', (err) =>
+      wrapped.destroy(
+        (err as NodeJS.ErrnoException).code === 'ENOENT'
+          ? new ArtifactNotFoundError(ref.uri, `its manifest ${this.manifestPath(key)} is published but the data file is gone; delete that manifest too, or use a new run ID`)
+          : wrapFsError(err, ref.uri),
+      ),
+    );
     return source.pipe(wrapped);
   }
 

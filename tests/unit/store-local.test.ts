@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
-import { readdirSync, writeFileSync } from 'node:fs';
+import { readdirSync, unlinkSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { ArtifactNotFoundError } from '../../core/errors';
 import { LocalStore } from '../../core/store/local';
 import { openStore } from '../../core/store/open';
 import { storeContract } from '../support/store-contract';
@@ -25,6 +26,17 @@ describe('LocalStore (file://)', () => {
     await store.put('ckpt/config.json', '{}');
     assert.deepEqual(readdirSync(path.join(tmp.dir, 'ckpt')), ['config.json']);
     assert.deepEqual(readdirSync(path.join(tmp.dir, '.srlm', 'tmp')), []);
+  });
+
+  it('says a published artifact whose data file was deleted by hand is gone, and not to retry', async () => {
+    await store.put('gone/result.json', '{}');
+    unlinkSync(path.join(tmp.dir, 'gone', 'result.json'));
+    await assert.rejects(store.get('gone/result.json'), (err: unknown) => {
+      assert.ok(err instanceof ArtifactNotFoundError);
+      assert.equal(err.retryable, false);
+      assert.match(err.message, /gone\/result\.json does not exist \(its manifest .*gone\/result\.json\.json is published but the data file is gone/);
+      return true;
+    });
   });
 
   it('is what openStore gives for file:// URIs and plain paths', () => {
