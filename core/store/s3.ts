@@ -166,7 +166,7 @@ export class S3Store extends VerifiedReadStore {
     try {
       res = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: this.objectKey(key) }));
     } catch (err) {
-      if (isNotFound(err)) throw new ArtifactNotFoundError(ref.uri);
+      if (isNotFound(err)) throw new ArtifactNotFoundError(ref.uri, 'its manifest is published but the data object is gone; delete the manifest too, or use a new run ID');
       throw classifyS3Error(err, ref.uri, 'downloading');
     }
     const source = res.Body as NodeJS.ReadableStream;
