@@ -54,7 +54,8 @@ export const PRESETS: Record<string, RunConfigInput> = {
   // at top-p 1.0: at 0.9 a model 92% sure of a wrong hop never showed its alternative, and 8-15% of the
   // second iteration's prompts had eight equally wrong candidates. Measured with `npm start` (seed 0,
   // 2 CPU cores, native backend): the method's rows 6 min (M1's SFT 2.5, each iteration 1.4), the arms
-  // 1.3 more. Sampled M2 vs M1 56.5-58.1%, M3 vs M2 53.0-53.4% on seeds 0-2 (README, "The tiny world").
+  // 1.3 more (on wasm 34 and 2 min). Sampled M2 vs M1 56.5-58.1%, M3 vs M2 53.0-53.4% on seeds 0-2, but
+  // 50.6% for seed 0 on wasm, whose runs diverge numerically (README, "The tiny world").
   tiny: worldPreset('tiny', 'paths', { prompts: 600, judgeTokens: 48, maxSeqLen: 160, topP: 1 }),
   // The list-task world (core/worlds/tiny.ts: reverse, sort, count, repeat, uppercase), the earlier
   // tiny preset. Its judge ranks its own candidates at chance (41% vs a random judge's 42%) and even the
