@@ -277,9 +277,22 @@ const lines = (r: RunReport): { name: string; color: string; line: LineReport }[
 export function charts(r: RunReport): string[] {
   const iterations = [...new Set([...r.pairs, ...ARMS.flatMap((a) => r[a]?.pairs ?? [])].map((p) => p.iteration))].sort((a, b) => a - b);
   const vsPrevious = (rows: HeadToHeadReport[] | undefined, t: number) => rows?.find((h) => h.a === `M${t + 1}` && h.b === `M${t}`);
-  // Win rates near 50% read better on 25–75% when every plotted interval fits there (each model
-  // against the one before; M3 vs SFT is not drawn); else the whole 0–100%.
-  const spans = lines(r).flatMap(({ line }) => [line.headToHead, line.headToHeadSampled].flatMap((rows) => iterations.flatMap((t) => vsPrevious(rows, t)?.ci95 ?? [])));
+  const winSeries = lines(r).flatMap(({ name, color, line }) =>
+    [
+      { name, color, rows: line.headToHead },
+      { name: `${name}, sampled`, color, dashed: true, rows: line.headToHeadSampled },
+    ]
+      .filter((x) => x.rows?.length)
+      .map(({ rows, ...series }) => ({
+        ...series,
+        points: iterations.flatMap((t, i) => {
+          const h = vsPrevious(rows, t);
+          return h ? [{ x: i, y: h.winRate, lo: h.ci95[0], hi: h.ci95[1] }] : [];
+        }),
+      })),
+  );
+  // Win rates near 50% read better on 25–75% when every plotted interval fits there; else the whole 0–100%.
+  const spans = winSeries.flatMap((x) => x.points.flatMap((p) => [p.lo, p.hi]));
   const zoom = spans.length > 0 && spans.every((x) => x >= 0.25 && x <= 0.75);
   const winRate = lineChart({
     title: `Win rate of each iteration’s model against the one before (judge: ${r.headToHead[0]?.judge ?? 'n/a'}, both orders, 95% CI)${r.headToHeadSampled?.length ? ', greedy and (dashed) sampled decoding' : ''}${r.control || r.ceiling ? '; the arms pick pairs with a random (control) or the oracle (ceiling) judge' : ''}`,
@@ -289,20 +302,7 @@ export function charts(r: RunReport): string[] {
     yMax: zoom ? 0.75 : 1,
     percent: true,
     reference: { y: 0.5, label: 'no change' },
-    series: lines(r).flatMap(({ name, color, line }) =>
-      [
-        { name, color, rows: line.headToHead },
-        { name: `${name}, sampled`, color, dashed: true, rows: line.headToHeadSampled },
-      ]
-        .filter((x) => x.rows?.length)
-        .map(({ rows, ...series }) => ({
-          ...series,
-          points: iterations.flatMap((t, i) => {
-            const h = vsPrevious(rows, t);
-            return h ? [{ x: i, y: h.winRate, lo: h.ci95[0], hi: h.ci95[1] }] : [];
-          }),
-        })),
-    ),
+    series: winSeries,
   });
   const names = ['SFT', 'M1', ...iterations.map((t) => `M${t + 1}`)];
   const shared = (line: LineReport) => (line === r ? line.models : [...r.models.filter((m) => m.name === 'M1'), ...line.models]);

@@ -48,8 +48,7 @@ import { tokens, WORDS } from './tiny-tasks';
 /** The graph's nodes. */
 export const NODES: readonly string[] = WORDS;
 const OUT_DEGREE = 2;
-/** Route lengths (steps). */
-export const LENGTHS: readonly number[] = [2, 3];
+const LENGTHS = [2, 3] as const;
 
 export const PATH_PHRASINGS = [
   'Go from {a} to {b} in {k} steps',
@@ -94,10 +93,10 @@ export interface Route {
 }
 
 /** Every start/goal/length the graph can do, with its walks that reach the goal (at least one). */
-export function allRoutes(g: Graph, lengths: readonly number[] = LENGTHS): { route: Route; paths: string[][] }[] {
+export function allRoutes(g: Graph): { route: Route; paths: string[][] }[] {
   const out: { route: Route; paths: string[][] }[] = [];
   for (const a of NODES) {
-    for (const k of lengths) {
+    for (const k of LENGTHS) {
       const byGoal = new Map<string, string[][]>();
       for (const w of walks(g, a, k)) byGoal.set(w.at(-1)!, [...(byGoal.get(w.at(-1)!) ?? []), w]);
       for (const [b, paths] of [...byGoal].sort(([x], [y]) => x.localeCompare(y))) if (b !== a) out.push({ route: { a, b, k }, paths });
