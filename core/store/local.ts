@@ -68,8 +68,9 @@ export class LocalStore extends VerifiedReadStore {
     const manifestPath = this.manifestPath(key);
     const tmpData = await this.tmpPath();
     const hasher = new HashingStream();
+    const out = createWriteStream(tmpData);
     try {
-      await pipeline(toReadable(body), hasher, createWriteStream(tmpData));
+      await pipeline(toReadable(body), hasher, out);
       const handle = await fs.open(tmpData, 'r');
       try {
         await handle.sync(); // the rename below must not publish data that a crash could lose
@@ -81,6 +82,9 @@ export class LocalStore extends VerifiedReadStore {
       await fs.rm(manifestPath, { force: true });
       await fs.rename(tmpData, dataPath);
     } catch (err) {
+      // A body that fails before the temp file is open leaves the open pending: wait until the
+      // stream has closed (the file exists by then) or the file would appear after the rm.
+      if (!out.closed) await new Promise<void>((resolve) => out.once('close', () => resolve()));
       await fs.rm(tmpData, { force: true });
       throw wrapFsError(err, this.uriFor(key));
     }
