@@ -7,8 +7,11 @@ import type { RunConfigInput } from './schema';
  * paths world; `lists` is the list-task world.
  */
 interface WorldPresetSizes {
-  /** New prompts per iteration. */
-  prompts: number;
+  /**
+   * New prompts per iteration, the first iteration's first; an iteration past the list takes the
+   * first's. The paper's second iteration had 1.75× the first's pairs (6,942 against 3,964).
+   */
+  prompts: number[];
   /** The judge's reply budget (its written check, then `Score: N`). */
   judgeTokens: number;
   /** Training rows are cut to this many tokens; the EFT rows must fit whole. */
@@ -32,9 +35,10 @@ function worldPreset(name: string, world: string, { prompts, judgeTokens, maxSeq
     sft: { lr: 3e-3, lrEnd: 3e-4, batchSize: 16, dropout: 0, epochs: 12, maxSeqLen, warmupSteps: 10 },
     iterations: {
       count: 2,
+      overrides: prompts.slice(1).map((count, i) => ({ iteration: i + 2, prompts: { count } })),
       settings: {
         // The world's task sampler stands in for the paper's fixed prompt generator.
-        prompts: { count: prompts, maxNewTokens: 16, minChars: 5, generator: 'world' },
+        prompts: { count: prompts[0]!, maxNewTokens: 16, minChars: 5, generator: 'world' },
         candidates: { n: 8, temperature: 1, topP, maxNewTokens: 12, shardSize: 200, batchSize: 128 },
         judge: { samples: 3, maxNewTokens: judgeTokens, batchSize: 128 },
         dpo: { lr: 3e-4, lrEnd: 3e-5, nllWeight: 1, beta: 0.1, batchSize: 8, epochs: 2, dropout: 0, maxSeqLen, warmupSteps: 2 },
@@ -49,21 +53,21 @@ function worldPreset(name: string, world: string, { prompts, judgeTokens, maxSeq
 export const PRESETS: Record<string, RunConfigInput> = {
   // The paths world (core/worlds/paths.ts): route finding on a graph M0 knows, where checking a route
   // (one recalled edge per hop, one word to compare at the end) is easier than producing it (look-ahead).
-  // 600 prompts per iteration (the world has 1,850-1,970 for them); the judge writes its hop-by-hop check
-  // before the score (up to ~45 tokens; the longest EFT row is 143 tokens, within maxSeqLen). Candidates
-  // at top-p 1.0: at 0.9 a model 92% sure of a wrong hop never showed its alternative, and 8-15% of the
-  // second iteration's prompts had eight equally wrong candidates. Measured with `npm start` (seed 0,
-  // 2 CPU cores, native backend): the method's rows 6 min (M1's SFT 2.5, each iteration 1.4), the arms
-  // 1.3 more (on wasm 34 and 2 min). Sampled M2 vs M1 56.5-58.1%, M3 vs M2 53.0-53.4% on seeds 0-2, but
-  // 50.6% for seed 0 on wasm, whose runs diverge numerically (README, "The tiny world").
-  tiny: worldPreset('tiny', 'paths', { prompts: 600, judgeTokens: 48, maxSeqLen: 160, topP: 1 }),
+  // 600 prompts in the first iteration and 1,200 in the second (the world has 1,850-2,060 per seed for
+  // them; the paper's second iteration had 1.75x the first's pairs): on world version 3 the larger second
+  // iteration raised the oracle-judged ceiling there by 1.4-4.3 points and the method's M3 vs M2 on three
+  // of four runs. The judge writes its hop-by-hop check before the score (up to ~45 tokens; the longest
+  // EFT row is 143 tokens, within maxSeqLen). Candidates at top-p 1.0: at 0.9 a model 92% sure of a wrong
+  // hop never showed its alternative, and 8-15% of the second iteration's prompts had eight equally wrong
+  // candidates. Figures and times: README, "The tiny world".
+  tiny: worldPreset('tiny', 'paths', { prompts: [600, 1200], judgeTokens: 48, maxSeqLen: 160, topP: 1 }),
   // The list-task world (core/worlds/tiny.ts: reverse, sort, count, repeat, uppercase), the earlier
   // tiny preset. Its judge ranks its own candidates at chance (41% vs a random judge's 42%) and even the
   // oracle's pairs do not lift it (M2 vs M1 49-51.5%); kept to reproduce that (README, "The tiny world").
   // Eight candidates at T 1.0: at four and T 0.7 the candidates of 168 of 191 prompts all had the same
   // oracle score. The NLL term on the chosen answers (RPO, weight 1): with the oracle's pairs plain DPO
   // lowered the model (M2 vs M1 47.0% at lr 1e-4, 28.5% at 1e-3); with the NLL term at 3e-4 it held.
-  lists: worldPreset('lists', 'tiny', { prompts: 400, judgeTokens: 20, maxSeqLen: 128, topP: 0.9 }),
+  lists: worldPreset('lists', 'tiny', { prompts: [400], judgeTokens: 20, maxSeqLen: 128, topP: 0.9 }),
 };
 
 export function presetConfig(name: string): RunConfigInput {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { parseConfig, presetConfig } from '../../core/config';
+import { parseConfig, presetConfig, settingsForIteration } from '../../core/config';
 import { parseJudgeScore } from '../../core/judge/parse';
 import { judgePrompt } from '../../core/judge/prompt';
 import { INSTRUCTION_TEMPLATE } from '../../core/tokenizer/template';
@@ -88,13 +88,16 @@ describe('the paths world', () => {
   });
 
   it("leaves the tiny preset's two iterations their prompts, each new", () => {
-    const count = parseConfig(presetConfig('tiny')).iterations.settings.prompts.count;
-    for (const seed of [0, 1]) {
-      const first = pathsWorld.newPrompts!(seed, 1, count, new Set());
-      const second = pathsWorld.newPrompts!(seed, 2, count, new Set(first));
-      assert.equal(first.length, count);
-      assert.equal(second.length, count);
-      assert.ok(second.every((p) => !first.includes(p)));
+    const config = parseConfig(presetConfig('tiny'));
+    const [n1, n2] = [1, 2].map((n) => settingsForIteration(config, n).prompts.count);
+    assert.ok(n2! > n1!, 'the second iteration has more prompts, as in the paper');
+    for (const seed of [0, 1, 2]) {
+      const first = pathsWorld.newPrompts!(seed, 1, n1!, new Set());
+      const second = pathsWorld.newPrompts!(seed, 2, n2!, new Set(first));
+      assert.equal(first.length, n1);
+      assert.equal(second.length, n2);
+      const taken = new Set(first);
+      assert.ok(second.every((p) => !taken.has(p)));
     }
   });
 
