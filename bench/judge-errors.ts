@@ -11,10 +11,11 @@
  *
  *   npm run build && node dist/bench/judge-errors.js RUN_ID [--arm control|ceiling]
  */
-import { defaultPayloadConverter } from '@temporalio/common';
+import { WorkflowNotFoundError, defaultPayloadConverter } from '@temporalio/client';
 import { connectClient, resolveTarget } from '../cli/common';
 import type { RunConfig } from '../core/config';
 import { CandidateRow, JudgmentRow } from '../core/data/rows';
+import { candidateKey } from '../core/eval/oracle-diagnostics';
 import { getJsonl } from '../core/pipeline/artifacts';
 import { loadWorld } from '../core/pipeline/world';
 import '../core/worlds/index';
@@ -29,11 +30,16 @@ interface JudgeInput {
 /** [oracle score 0-5][judge score 0-5, or 6 for a reply without a score] */
 export type Confusion = number[][];
 
-export function confusion(candidates: CandidateRow[], judgments: JudgmentRow[], oracle: (instruction: string, response: string) => number): Confusion {
-  const byKey = new Map(candidates.map((c) => [`${c.promptId}\u0000${c.index}`, c]));
-  const m = Array.from({ length: 6 }, () => new Array<number>(7).fill(0));
+/** Adds one shard's judgments to `m` (a fresh matrix when not given) and returns it. */
+export function confusion(
+  candidates: CandidateRow[],
+  judgments: JudgmentRow[],
+  oracle: (instruction: string, response: string) => number,
+  m: Confusion = Array.from({ length: 6 }, () => new Array<number>(7).fill(0)),
+): Confusion {
+  const byKey = new Map(candidates.map((c) => [candidateKey(c.promptId, c.index), c]));
   for (const j of judgments) {
-    const c = byKey.get(`${j.promptId}\u0000${j.candidate}`);
+    const c = byKey.get(candidateKey(j.promptId, j.candidate));
     if (!c) throw new Error(`judgment for candidate ${j.candidate} of ${j.promptId} has no candidate in its shard`);
     m[oracle(c.instruction, c.response)]![j.score ?? 6]! += 1;
   }
@@ -63,13 +69,15 @@ async function main(): Promise<void> {
   try {
     for (let iteration = 1; ; iteration++) {
       const workflowId = `${runId}${arm ? `/${arm}` : ''}/iteration-${iteration}`;
-      let history;
+      const handle = client.workflow.getHandle(workflowId);
       try {
-        history = await client.workflow.getHandle(workflowId).fetchHistory();
-      } catch {
+        await handle.describe(); // fetchHistory says NOT_FOUND as a bare gRPC error; describe as this
+      } catch (err) {
+        if (!(err instanceof WorkflowNotFoundError)) throw err;
         if (iteration === 1) throw new Error(`no workflow ${workflowId} in Temporal at ${target.address}`);
         break;
       }
+      const history = await handle.fetchHistory();
       const inputs = new Map<string, JudgeInput>();
       const shards: { input: JudgeInput; judgments: ArtifactRef }[] = [];
       for (const e of history.events ?? []) {
@@ -84,12 +92,11 @@ async function main(): Promise<void> {
       const world = config.model.base.startsWith('builtin:') ? await loadWorld(config.model.base.slice('builtin:'.length)) : undefined;
       if (!world) throw new Error(`run ${runId} is not on a built-in world (${config.model.base}); there is no oracle to compare with`);
       const store = openStore(config.store.uri, config.store.s3);
-      const total = Array.from({ length: 6 }, () => new Array<number>(7).fill(0));
+      let total: Confusion | undefined;
       for (const { input, judgments } of shards) {
-        const m = confusion(await getJsonl(store, input.candidates, CandidateRow), await getJsonl(store, judgments, JudgmentRow), (i, r) => world.oracleScore(i, r, config.seed));
-        m.forEach((row, o) => row.forEach((x, j) => (total[o]![j]! += x)));
+        total = confusion(await getJsonl(store, input.candidates, CandidateRow), await getJsonl(store, judgments, JudgmentRow), (i, r) => world.oracleScore(i, r, config.seed), total);
       }
-      print(`${workflowId} (rows: the candidates' oracle score; columns: the judge's scores)`, total);
+      print(`${workflowId} (rows: the candidates' oracle score; columns: the judge's scores)`, total!);
     }
   } finally {
     await client.connection.close();

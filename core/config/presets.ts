@@ -53,8 +53,8 @@ function worldPreset(name: string, world: string, { prompts, judgeTokens, maxSeq
 export const PRESETS: Record<string, RunConfigInput> = {
   // The paths world (core/worlds/paths.ts): route finding on a graph M0 knows, where checking a route
   // (one recalled edge per hop, one word to compare at the end) is easier than producing it (look-ahead).
-  // 600 prompts in the first iteration and 1,200 in the second (the world has 1,850-2,060 per seed for
-  // them; the paper's second iteration had 1.75x the first's pairs): on world version 3 the larger second
+  // 600 prompts in the first iteration and 1,200 in the second (the world has enough for both on seeds
+  // 0-39, tested; the paper's second iteration had 1.75x the first's pairs): on world version 3 the larger second
   // iteration raised the oracle-judged ceiling there by 1.4-4.3 points and the method's M3 vs M2 on three
   // of four runs. The judge writes its hop-by-hop check before the score (up to ~45 tokens; the longest
   // EFT row is 143 tokens, within maxSeqLen). Candidates at top-p 1.0: at 0.9 a model 92% sure of a wrong

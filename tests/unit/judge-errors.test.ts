@@ -22,6 +22,9 @@ describe('judge-errors: the judge against the oracle on its own candidates', () 
     assert.deepEqual(m[5], [0, 0, 0, 1, 0, 2, 0]);
     assert.deepEqual(m[1], [0, 0, 0, 0, 0, 1, 1]);
     assert.equal(m.flat().reduce((a, b) => a + b, 0), judgments.length);
+    // A second shard adds to the same matrix.
+    assert.equal(confusion(candidates, judgments.slice(0, 1), oracle, m), m);
+    assert.deepEqual(m[5], [0, 0, 0, 1, 0, 3, 0]);
   });
 
   it('refuses a judgment whose candidate is not in the shard (a shard paired with the wrong candidates)', () => {
