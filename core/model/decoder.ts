@@ -129,6 +129,11 @@ export class DecoderModel {
     return v;
   }
 
+  /** RoPE's cos and sin per position [P, 1, D] (Llama), for the forward graph. */
+  ropeTables(): { cos: tf.Tensor3D; sin: tf.Tensor3D } | undefined {
+    return this.rope;
+  }
+
   /** The weights on the host, by our names (for checkpoints). */
   async weights(): Promise<Weights> {
     const out: Weights = new Map();

@@ -10,6 +10,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { InvalidInputError } from '../errors';
 import type { Rng } from '../random';
+import { graphsAvailable, type GraphFunction } from '../compute/graph';
+import { forwardGraph, runForwardGraph } from './forward-graph';
 import { paddingBias, positionsFromMask, type DecoderModel, type LayerCache } from './decoder';
 
 export interface GenerateOptions {
@@ -91,69 +93,108 @@ function disposeCache(cache: LayerCache[] | undefined): void {
   if (cache) for (const c of cache) tf.dispose([c.k, c.v]);
 }
 
-export async function generate(model: DecoderModel, prompts: number[][], options: GenerateOptions): Promise<GenerateResult> {
-  if (prompts.length === 0) return { tokens: [], finishReasons: [] };
-  if (prompts.some((p) => p.length === 0)) throw new InvalidInputError('every prompt needs at least one token');
-  const { vocabSize, maxPositions } = model.config;
-  for (const p of prompts) for (const id of p) if (!Number.isInteger(id) || id < 0 || id >= vocabSize) throw new InvalidInputError(`token id ${id} is outside the vocabulary [0, ${vocabSize})`);
-  const B = prompts.length;
-  const L = Math.max(...prompts.map((p) => p.length));
-  if (L + options.maxNewTokens > maxPositions) {
-    throw new InvalidInputError(`prompt length ${L} + ${options.maxNewTokens} new tokens exceeds the model's ${maxPositions} positions`);
-  }
-  if (options.rngs && options.rngs.length !== prompts.length) throw new InvalidInputError(`rngs has ${options.rngs.length} generators for ${prompts.length} prompts`);
-  const pad = options.padTokenId ?? model.config.padTokenId ?? 0;
-  const eos = options.eosTokenId === undefined ? model.config.eosTokenId : options.eosTokenId;
-  const useCache = options.useCache !== false;
+/**
+ * How the tokens' logits are computed: `start` runs the prompts, `next` one more token per row.
+ * Each returns the last position's choice material: argmax ids [B] (greedy) or logits [B·V].
+ */
+interface Stepper {
+  start(): Promise<Float32Array | Int32Array>;
+  next(chosen: number[], step: number): Promise<Float32Array | Int32Array>;
+  dispose(): void;
+}
 
-  const rows = prompts.map((p) => [...new Array<number>(L - p.length).fill(pad), ...p]);
-  const maskRows = prompts.map((p) => [...new Array<number>(L - p.length).fill(0), ...new Array<number>(p.length).fill(1)]);
-  const out: number[][] = prompts.map(() => []);
-  const reasons: (FinishReason | undefined)[] = prompts.map(() => undefined);
-  const padded = prompts.some((p) => p.length < L);
+interface StepInput {
+  model: DecoderModel;
+  rows: number[][];
+  maskRows: number[][];
+  B: number;
+  L: number;
+  padded: boolean;
+  options: GenerateOptions;
+  useCache: boolean;
+}
 
-  // Greedy: argmax on the device, B ints per step; sampling: the last position's [B, V] logits.
-  const readLast = async (logits: tf.Tensor3D): Promise<Float32Array | Int32Array> => {
-    if (!options.greedy) return (await logits.data()) as Float32Array;
+/** Greedy: argmax on the device, B ints per step; sampling: the last position's [B, V] logits. */
+async function readLast(logits: tf.Tensor, greedy: boolean | undefined): Promise<Float32Array | Int32Array> {
+  try {
+    if (!greedy) return (await logits.data()) as Float32Array;
     const best = tf.argMax(logits, -1);
     try {
       return (await best.data()) as Int32Array;
     } finally {
       best.dispose();
     }
-  };
+  } finally {
+    logits.dispose();
+  }
+}
 
+/** The native backend's path: the prompts and each step as one graph call (forward-graph.ts). */
+function graphStepper(graph: GraphFunction, { model, rows, maskRows, B, L, options, useCache }: StepInput): Stepper {
+  // Every key position's mask, now and for the tokens to come (new tokens are real).
+  const mask = tf.tensor2d(maskRows.map((r) => [...r, ...new Array<number>(options.maxNewTokens).fill(1)]), [B, L + options.maxNewTokens], 'float32');
+  const nextPos = maskRows.map((r) => r.reduce((a, b) => a + b, 0));
+  let cache: LayerCache[] | undefined;
+  const run = async (ids: tf.Tensor2D, positions: tf.Tensor2D, past: LayerCache[] | undefined) => {
+    const res = runForwardGraph(graph, model, ids, positions, mask, past);
+    tf.dispose([ids, positions]);
+    disposeCache(cache);
+    cache = useCache ? res.present : (disposeCache(res.present), undefined);
+    try {
+      return options.greedy ? ((await res.next.data()) as Int32Array) : ((await res.logits.data()) as Float32Array);
+    } finally {
+      tf.dispose([res.next, res.logits]);
+    }
+  };
+  const all = () => {
+    const ids = tf.tensor2d(rows, undefined, 'int32');
+    const live = tf.tensor2d(maskRows.map((r, b) => [...r, ...new Array<number>(rows[b]!.length - L).fill(1)]), undefined, 'int32');
+    const positions = positionsFromMask(live);
+    live.dispose();
+    return { ids, positions };
+  };
+  return {
+    start: () => {
+      const { ids, positions } = all();
+      return run(ids, positions, undefined);
+    },
+    next: (chosen) => {
+      if (!useCache) {
+        for (let b = 0; b < B; b++) rows[b]!.push(chosen[b]!);
+        const { ids, positions } = all();
+        return run(ids, positions, undefined);
+      }
+      const ids = tf.tensor2d(chosen, [B, 1], 'int32');
+      const positions = tf.tensor2d(nextPos, [B, 1], 'int32');
+      for (let b = 0; b < B; b++) nextPos[b]!++;
+      return run(ids, positions, cache);
+    },
+    dispose: () => {
+      disposeCache(cache);
+      mask.dispose();
+    },
+  };
+}
+
+/** Eager ops on any backend (Llama with folded inference weights). */
+function eagerStepper({ model, rows, maskRows, B, L, padded, options, useCache }: StepInput): Stepper {
   const inference = model.inferenceWeights();
   let cache: LayerCache[] | undefined;
   let mask = tf.tensor2d(maskRows, [B, L], 'int32');
   // Cached decoding: the padding bias of every key position, sliced per step (new tokens are real).
   let keyBias: tf.Tensor4D | undefined;
-  let nextPos = prompts.map((p) => p.length); // the next token's position per row
-  let last: Float32Array | Int32Array;
-  try {
-    {
+  let nextPos = maskRows.map((r) => r.reduce((a, b) => a + b, 0)); // the next token's position per row
+  return {
+    start: async () => {
       const ids = tf.tensor2d(rows, [B, L], 'int32');
       const positions = positionsFromMask(mask);
       const { logits, present } = model.forward(ids, positions, mask, { cache: useCache, inference, lastOnly: true, attentionBias: padded ? undefined : null });
       tf.dispose([ids, positions]);
       if (useCache) cache = present;
-      try {
-        last = await readLast(logits);
-      } finally {
-        logits.dispose();
-      }
-    }
-    if (useCache && padded) keyBias = tf.tidy(() => paddingBias(tf.concat([mask, tf.ones([B, options.maxNewTokens], 'int32')], 1) as tf.Tensor2D));
-    for (let step = 0; step < options.maxNewTokens; step++) {
-      const chosen = prompts.map((_, b) => {
-        if (reasons[b]) return pad;
-        const token = options.greedy ? last[b]! : chooseToken(last.subarray(b * vocabSize, (b + 1) * vocabSize) as Float32Array, options, options.rngs?.[b] ?? options.rng);
-        out[b]!.push(token);
-        if (eos !== null && eos !== undefined && token === eos) reasons[b] = 'eos';
-        else if (options.stopSequences?.some((s) => endsWith(out[b]!, s))) reasons[b] = 'stop';
-        return token;
-      });
-      if (reasons.every(Boolean) || step === options.maxNewTokens - 1) break;
+      if (useCache && padded) keyBias = tf.tidy(() => paddingBias(tf.concat([mask, tf.ones([B, options.maxNewTokens], 'int32')], 1) as tf.Tensor2D));
+      return readLast(logits, options.greedy);
+    },
+    next: async (chosen, step) => {
       let logits: tf.Tensor3D;
       if (useCache) {
         const S = L + step + 1;
@@ -177,17 +218,55 @@ export async function generate(model: DecoderModel, prompts: number[][], options
         tf.dispose([ids, positions]);
       }
       nextPos = nextPos.map((p) => p + 1);
-      try {
-        last = await readLast(logits);
-      } finally {
-        logits.dispose();
-      }
+      return readLast(logits, options.greedy);
+    },
+    dispose: () => {
+      disposeCache(cache);
+      mask.dispose();
+      keyBias?.dispose();
+      inference?.dispose();
+    },
+  };
+}
+
+export async function generate(model: DecoderModel, prompts: number[][], options: GenerateOptions): Promise<GenerateResult> {
+  if (prompts.length === 0) return { tokens: [], finishReasons: [] };
+  if (prompts.some((p) => p.length === 0)) throw new InvalidInputError('every prompt needs at least one token');
+  const { vocabSize, maxPositions } = model.config;
+  for (const p of prompts) for (const id of p) if (!Number.isInteger(id) || id < 0 || id >= vocabSize) throw new InvalidInputError(`token id ${id} is outside the vocabulary [0, ${vocabSize})`);
+  const B = prompts.length;
+  const L = Math.max(...prompts.map((p) => p.length));
+  if (L + options.maxNewTokens > maxPositions) {
+    throw new InvalidInputError(`prompt length ${L} + ${options.maxNewTokens} new tokens exceeds the model's ${maxPositions} positions`);
+  }
+  if (options.rngs && options.rngs.length !== prompts.length) throw new InvalidInputError(`rngs has ${options.rngs.length} generators for ${prompts.length} prompts`);
+  const pad = options.padTokenId ?? model.config.padTokenId ?? 0;
+  const eos = options.eosTokenId === undefined ? model.config.eosTokenId : options.eosTokenId;
+  const useCache = options.useCache !== false;
+
+  const rows = prompts.map((p) => [...new Array<number>(L - p.length).fill(pad), ...p]);
+  const maskRows = prompts.map((p) => [...new Array<number>(L - p.length).fill(0), ...new Array<number>(p.length).fill(1)]);
+  const out: number[][] = prompts.map(() => []);
+  const reasons: (FinishReason | undefined)[] = prompts.map(() => undefined);
+  const input: StepInput = { model, rows, maskRows, B, L, padded: prompts.some((p) => p.length < L), options, useCache };
+  const graph = graphsAvailable() ? await forwardGraph(model.config) : undefined;
+  const stepper = graph ? graphStepper(graph, input) : eagerStepper(input);
+  try {
+    let last = await stepper.start();
+    for (let step = 0; step < options.maxNewTokens; step++) {
+      const chosen = prompts.map((_, b) => {
+        if (reasons[b]) return pad;
+        const token = options.greedy ? last[b]! : chooseToken(last.subarray(b * vocabSize, (b + 1) * vocabSize) as Float32Array, options, options.rngs?.[b] ?? options.rng);
+        out[b]!.push(token);
+        if (eos !== null && eos !== undefined && token === eos) reasons[b] = 'eos';
+        else if (options.stopSequences?.some((s) => endsWith(out[b]!, s))) reasons[b] = 'stop';
+        return token;
+      });
+      if (reasons.every(Boolean) || step === options.maxNewTokens - 1) break;
+      last = await stepper.next(chosen, step);
     }
   } finally {
-    disposeCache(cache);
-    mask.dispose();
-    keyBias?.dispose();
-    inference?.dispose();
+    stepper.dispose();
   }
   return { tokens: out, finishReasons: reasons.map((r) => r ?? 'length') };
 }

@@ -1,0 +1,173 @@
+/**
+ * The decoder's inference forward pass as one graph call on the native backend (see
+ * compute/graph.ts): generation's prefill and every cached decode step run as one `TF_SessionRun`
+ * each instead of a few hundred eager ops. Both families; the arithmetic is `DecoderModel.forward`'s
+ * (the tests hold greedy generations token-identical to transformers through this path).
+ *
+ * One graph per model shape, built on first use and kept for the process; the model's parameters
+ * are inputs, so it serves every model of that shape and never goes stale.
+ *
+ * Inputs:
+ *  - `ids`, `positions` [B, T] int32: the new tokens and their positions;
+ *  - `mask` [B, ≥ S] float32: 1 for a real token, 0 for padding, over every key position this call
+ *    or a later one may see (past + T, and beyond: the graph reads the first S columns);
+ *  - `k{i}`, `v{i}` [B, K, P, D]: the past keys and values per layer (P = 0 for none);
+ *  - the parameters by our names (hf-weights.ts), and for Llama the RoPE tables `cos`, `sin` [P, 1, D].
+ * Outputs: `logits` [B, V] of the last position, `next` [B] their argmax (int32), and `k{i}`, `v{i}`
+ * [B, K, P + T, D] to continue from.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { GraphBuilder, type GraphFunction, type Ref } from '../compute/graph';
+import type { ModelConfig } from './config';
+import type { DecoderModel, LayerCache } from './decoder';
+
+/** As in decoder.ts: a large negative, so a row with every key masked stays finite. */
+const MASKED = 1e9;
+
+const graphs = new Map<string, Promise<GraphFunction>>();
+
+/** The forward graph for this model's shape, compiled once per process. */
+export function forwardGraph(c: ModelConfig): Promise<GraphFunction> {
+  const key = JSON.stringify([c.family, c.numLayers, c.numHeads, c.numKvHeads, c.headDim, c.hiddenSize, c.intermediateSize, c.vocabSize, c.normEps, c.tieEmbeddings]);
+  let found = graphs.get(key);
+  if (!found) {
+    const { graph, outputs } = buildForward(c);
+    found = graph.compile(outputs);
+    // A failed compile is not kept: the next call tries again.
+    found.catch(() => graphs.delete(key));
+    graphs.set(key, found);
+  }
+  return found;
+}
+
+function buildForward(c: ModelConfig): { graph: GraphBuilder; outputs: Record<string, { ref: Ref; dtype: 'float32' | 'int32' }> } {
+  const { numHeads: H, numKvHeads: K, headDim: D, hiddenSize: C, intermediateSize: F } = c;
+  const N = H + 2 * K;
+  const rep = H / K;
+  const llama = c.family === 'llama';
+  const g = new GraphBuilder();
+  const ids = g.input('ids', 'int32');
+  const pos = g.input('positions', 'int32');
+  const mask = g.input('mask', 'float32');
+  const params = new Map<string, Ref>();
+  const param = (name: string) => params.get(name) ?? params.set(name, g.input(name, 'float32')).get(name)!;
+  const eps = g.constant(c.normEps, 'float32');
+
+  const Bd = g.dim(ids, 0, 'int32');
+  const Td = g.dim(ids, 1, 'int32');
+  const flatIds = g.reshape(ids, [-1], 'int32');
+  const flatPos = g.reshape(pos, [-1], 'int32');
+
+  const norm = (x: Ref, name: string): Ref => {
+    if (llama) {
+      const ms = g.meanLast(g.unary('Square', x));
+      return g.binary('Mul', g.binary('Mul', x, g.unary('Rsqrt', g.binary('AddV2', ms, eps))), param(`${name}.weight`));
+    }
+    const centred = g.binary('Sub', x, g.meanLast(x));
+    const variance = g.meanLast(g.unary('Square', centred));
+    const normed = g.binary('Mul', centred, g.unary('Rsqrt', g.binary('AddV2', variance, eps)));
+    return g.binary('AddV2', g.binary('Mul', normed, param(`${name}.weight`)), param(`${name}.bias`));
+  };
+  const linear = (x: Ref, name: string): Ref => {
+    const y = g.matMul(x, param(`${name}.weight`));
+    return llama ? y : g.binary('AddV2', y, param(`${name}.bias`));
+  };
+
+  let h = g.gather(param('embed'), flatIds); // [B·T, C]
+  if (!llama) h = g.binary('AddV2', h, g.gather(param('pos'), flatPos));
+  // RoPE factors per token [B·T, 1, D], shared by every head.
+  const cos = llama ? g.gather(g.input('cos', 'float32'), flatPos) : undefined;
+  const sin = llama ? g.gather(g.input('sin', 'float32'), flatPos) : undefined;
+  const rotary = (x: Ref): Ref => {
+    const [x1, x2] = g.split(x, [D / 2, D / 2], 2);
+    const half = g.concat([g.unaryOf('Neg', x2!), x1!], 2);
+    return g.binary('AddV2', g.binary('Mul', x, cos!), g.binary('Mul', half, sin!));
+  };
+
+  const outputs: Record<string, { ref: Ref; dtype: 'float32' | 'int32' }> = {};
+  let bias: Ref | undefined;
+  for (let i = 0; i < c.numLayers; i++) {
+    const l = `layers.${i}`;
+    const pastK = g.input(`k${i}`, 'float32');
+    const pastV = g.input(`v${i}`, 'float32');
+    if (!bias) {
+      // Query t (key index P + t) sees key s when s ≤ P + t and s is not padding: [B, 1, 1, T, S].
+      const Pd = g.dim(pastK, 2);
+      const Sd = g.intOp('AddV2', Pd, Td);
+      const q = g.reshapeTo(g.range(g.scalar(Pd), g.scalar(Sd)), g.shape([-1, 1]), 'int32');
+      const k = g.reshapeTo(g.range(g.constant(0), g.scalar(Sd)), g.shape([1, -1]), 'int32');
+      const causal = g.cast(g.op('LessEqual', [k, q], { T: { type: 'int32' } }), 'bool', 'float32'); // [T, S]
+      const keys = g.slice(mask, g.constant([0, 0]), g.shape([-1, Sd])); // [B, S]
+      const allowed = g.binary('Mul', g.reshapeTo(causal, g.shape([1, 1, 1, Td, Sd])), g.reshapeTo(keys, g.shape([Bd, 1, 1, 1, Sd])));
+      bias = g.binary('Mul', g.binary('Sub', allowed, g.constant(1, 'float32')), g.constant(MASKED, 'float32'));
+    }
+    // q, k, v heads [B·T, n, D]; RoPE on q and k together.
+    const x = norm(h, `${l}.norm1`);
+    const qkv = g.reshape(linear(x, `${l}.attn.qkv`), [-1, N, D]);
+    const [q0, k0, v] = g.split(qkv, [H, K, K], 1);
+    let [q, k] = [q0!, k0!];
+    if (llama) [q, k] = g.split(rotary(g.concat([q, k], 1)), [H, K], 1) as [Ref, Ref];
+    q = g.binary('Mul', q!, g.constant(1 / Math.sqrt(D), 'float32'));
+    const heads = (y: Ref, n: number) => g.transpose(g.reshapeTo(y, g.shape([Bd, Td, n, D])), [0, 2, 1, 3]); // [B, n, T, D]
+    const keys = g.concat([pastK, heads(k, K)], 2); // [B, K, S, D]
+    const values = g.concat([pastV, heads(v!, K)], 2);
+    outputs[`k${i}`] = { ref: keys, dtype: 'float32' };
+    outputs[`v${i}`] = { ref: values, dtype: 'float32' };
+    // Grouped queries share their kv head: [B, K, rep·T, D] against [B, K, S, D].
+    const Sd = g.dim(keys, 2);
+    const grouped = g.reshapeTo(heads(q, H), g.shape([Bd, K, -1, D]));
+    const scores = g.reshapeTo(g.batchMatMul(grouped, keys, false, true), g.shape([Bd, K, rep, Td, Sd]));
+    const probs = g.reshapeTo(g.unary('Softmax', g.binary('AddV2', scores, bias)), g.shape([Bd, K, -1, Sd]));
+    const ctx = g.transpose(g.reshapeTo(g.batchMatMul(probs, values), g.shape([Bd, H, Td, D])), [0, 2, 1, 3]); // [B, T, H, D]
+    h = g.binary('AddV2', h, linear(g.reshape(ctx, [-1, H * D]), `${l}.attn.out`));
+    const y = norm(h, `${l}.norm2`);
+    let act: Ref;
+    if (llama) {
+      const [gate, up] = g.split(g.matMul(y, param(`${l}.mlp.gateUp.weight`)), [F, F], 1);
+      act = g.binary('Mul', g.binary('Mul', gate!, g.unary('Sigmoid', gate!)), up!);
+    } else {
+      // GPT-2's tanh GELU.
+      const u = linear(y, `${l}.mlp.up`);
+      const cube = g.binary('Mul', g.binary('Mul', u, u), u);
+      const inner = g.binary('Mul', g.binary('AddV2', u, g.binary('Mul', cube, g.constant(0.044715, 'float32'))), g.constant(Math.sqrt(2 / Math.PI), 'float32'));
+      act = g.binary('Mul', g.binary('Mul', u, g.constant(0.5, 'float32')), g.binary('AddV2', g.unaryOf('Tanh', inner), g.constant(1, 'float32')));
+    }
+    h = g.binary('AddV2', h, linear(act, `${l}.mlp.down`));
+  }
+  // The last position of each row: [B·T, C] → [B, C].
+  const last = g.reshape(g.slice(g.reshapeTo(h, g.shape([Bd, Td, C])), g.shape([0, g.intOp('Sub', Td, g.constant([1])), 0]), g.constant([-1, 1, -1])), [-1, C]);
+  const final = norm(last, 'norm');
+  const logits = c.tieEmbeddings ? g.matMul(final, param('embed'), false, true) : g.matMul(final, param('lmHead'));
+  outputs.logits = { ref: logits, dtype: 'float32' };
+  outputs.next = { ref: g.argMax(logits, 1), dtype: 'int32' };
+  return { graph: g, outputs };
+}
+
+/**
+ * One forward call through the graph: `ids`/`positions` [B, T], `mask` [B, ≥ P + T] (float32),
+ * `past` per layer or undefined for none. The caller disposes every returned tensor.
+ */
+export function runForwardGraph(
+  graph: GraphFunction, model: DecoderModel, ids: tf.Tensor2D, positions: tf.Tensor2D, mask: tf.Tensor2D, past: LayerCache[] | undefined,
+): { logits: tf.Tensor2D; next: tf.Tensor1D; present: LayerCache[] } {
+  const c = model.config;
+  const inputs: Record<string, tf.Tensor> = { ids, positions, mask };
+  for (const [name, v] of model.params) inputs[name] = v;
+  const rope = model.ropeTables();
+  if (rope) Object.assign(inputs, rope);
+  const empty = past ? undefined : tf.zeros([ids.shape[0], c.numKvHeads, 0, c.headDim]);
+  for (let i = 0; i < c.numLayers; i++) {
+    inputs[`k${i}`] = past ? past[i]!.k : empty!;
+    inputs[`v${i}`] = past ? past[i]!.v : empty!;
+  }
+  try {
+    const out = graph.run(inputs);
+    return {
+      logits: out.logits as tf.Tensor2D,
+      next: out.next as tf.Tensor1D,
+      present: Array.from({ length: c.numLayers }, (_, i) => ({ k: out[`k${i}`] as tf.Tensor4D, v: out[`v${i}`] as tf.Tensor4D })),
+    };
+  } finally {
+    empty?.dispose();
+  }
+}

@@ -1,0 +1,119 @@
+/**
+ * The native backend's forward graph (core/model/forward-graph.ts) against the eager decoder it
+ * replaces in generation: prompts then cached steps on a left-padded batch with grouped-query
+ * attention, sampled generations draw for draw, and no tensors left behind. transformers itself
+ * is the reference in model-reference.test.ts; here the eager path is, on more shapes.
+ */
+import assert from 'node:assert/strict';
+import { before, describe, it } from 'node:test';
+import * as tf from '@tensorflow/tfjs-core';
+import { initBackend } from '../../core/compute/backend';
+import { GraphBuilder, graphsAvailable } from '../../core/compute/graph';
+import { fromHfConfig } from '../../core/model/config';
+import { DecoderModel, positionsFromMask, type LayerCache } from '../../core/model/decoder';
+import { forwardGraph, runForwardGraph } from '../../core/model/forward-graph';
+import { generate } from '../../core/model/generate';
+import { Rng } from '../../core/random';
+
+const LLAMA = fromHfConfig({ model_type: 'llama', vocab_size: 50, hidden_size: 32, intermediate_size: 40, num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2, max_position_embeddings: 64, rms_norm_eps: 1e-5, tie_word_embeddings: false, rope_theta: 500 });
+const GPT2 = fromHfConfig({ model_type: 'gpt2', vocab_size: 50, n_embd: 32, n_layer: 2, n_head: 4, n_positions: 64, layer_norm_epsilon: 1e-5 });
+
+function maxDiff(a: tf.Tensor, b: tf.Tensor): number {
+  return tf.tidy(() => tf.max(tf.abs(tf.sub(a, b))).dataSync()[0]!);
+}
+
+function withGraphs<T>(on: boolean, f: () => Promise<T>): Promise<T> {
+  const saved = process.env.SRLM_GRAPHS;
+  if (!on) process.env.SRLM_GRAPHS = '0';
+  return f().finally(() => {
+    if (saved === undefined) delete process.env.SRLM_GRAPHS;
+    else process.env.SRLM_GRAPHS = saved;
+  });
+}
+
+describe('forward graph', () => {
+  before(async () => {
+    await initBackend(undefined, () => undefined);
+  });
+  it('runs wherever the native backend does (and says why not elsewhere)', async () => {
+    if (process.env.SRLM_EXPECT_NATIVE === '1') assert.equal(graphsAvailable(), tf.getBackend() === 'tensorflow');
+    if (graphsAvailable()) return;
+    const g = new GraphBuilder();
+    const x = g.input('x', 'float32');
+    await assert.rejects(g.compile({ y: { ref: g.unary('Square', x), dtype: 'float32' } }), /native TensorFlow backend/);
+  });
+
+  for (const [family, config] of [['llama (GQA, untied)', LLAMA], ['gpt2', GPT2]] as const) {
+    it(`${family}: prompts and three cached steps give the eager decoder's logits and cache`, async (t) => {
+      if (!graphsAvailable()) return t.diagnostic(`no graphs on ${tf.getBackend()}`);
+      const model = DecoderModel.initialise(config, 3);
+      const graph = await forwardGraph(config);
+      // Left padding: rows of 7, 4 and 1 real tokens.
+      const lengths = [7, 4, 1];
+      const B = lengths.length;
+      const L = 7;
+      const rng = new Rng(5);
+      const maskRows = lengths.map((n) => [...new Array<number>(L - n).fill(0), ...new Array<number>(n).fill(1)]);
+      const idRows = lengths.map((n) => [...new Array<number>(L - n).fill(0), ...Array.from({ length: n }, () => 1 + rng.int(49))]);
+      const steps = 3;
+      const fullMask = tf.tensor2d(maskRows.map((r) => [...r, ...new Array<number>(steps).fill(1)]), undefined, 'float32');
+      let keyMask = tf.tensor2d(maskRows, undefined, 'int32');
+      let ids = tf.tensor2d(idRows, undefined, 'int32');
+      let positions = positionsFromMask(keyMask);
+      let eager = model.forward(ids, positions, keyMask, { cache: true, lastOnly: true });
+      let fromGraph = runForwardGraph(graph, model, ids, positions, fullMask, undefined);
+      let worst = 0;
+      const compare = (what: string, a: tf.Tensor, b: tf.Tensor) => {
+        const d = maxDiff(a, b);
+        worst = Math.max(worst, d);
+        assert.ok(d <= 1e-5, `${what}: max |Δ| = ${d}`);
+      };
+      let next = lengths.slice();
+      for (let step = 0; ; step++) {
+        compare(`step ${step} logits`, tf.reshape(eager.logits, [B, -1]), fromGraph.logits);
+        eager.present.forEach((p, i) => {
+          compare(`step ${step} layer ${i} keys`, p.k, fromGraph.present[i]!.k);
+          compare(`step ${step} layer ${i} values`, p.v, fromGraph.present[i]!.v);
+        });
+        assert.deepEqual(Array.from(await fromGraph.next.data()), Array.from(await tf.argMax(tf.reshape(eager.logits, [B, -1]), 1).data()));
+        tf.dispose([ids, positions, eager.logits, fromGraph.logits, fromGraph.next]);
+        if (step === steps) break;
+        const chosen = Array.from({ length: B }, () => 1 + rng.int(49));
+        ids = tf.tensor2d(chosen, [B, 1], 'int32');
+        positions = tf.tensor2d(next, [B, 1], 'int32');
+        next = next.map((p) => p + 1);
+        const grown = tf.concat([keyMask, tf.ones([B, 1], 'int32')], 1) as tf.Tensor2D;
+        keyMask.dispose();
+        keyMask = grown;
+        const pastEager: LayerCache[] = eager.present;
+        const pastGraph: LayerCache[] = fromGraph.present;
+        eager = model.forward(ids, positions, keyMask, { past: pastEager });
+        fromGraph = runForwardGraph(graph, model, ids, positions, fullMask, pastGraph);
+        tf.dispose([...pastEager, ...pastGraph].flatMap((p) => [p.k, p.v]));
+      }
+      tf.dispose([...eager.present, ...fromGraph.present].flatMap((p) => [p.k, p.v]));
+      tf.dispose([keyMask, fullMask]);
+      model.dispose();
+      t.diagnostic(`${family}: largest difference ${worst.toExponential(2)}`);
+    });
+  }
+
+  it('samples the same tokens as the eager path, draw for draw, and leaves no tensors behind', async (t) => {
+    if (!graphsAvailable()) return t.diagnostic(`no graphs on ${tf.getBackend()}`);
+    const model = DecoderModel.initialise(LLAMA, 9);
+    const prompts = [[3, 4, 5, 6, 7], [8, 9], [10, 11, 12]];
+    const options = (seed: number) => ({ maxNewTokens: 12, temperature: 1.3, topK: 20, topP: 0.95, eosTokenId: 2, rngs: prompts.map((_, i) => new Rng(seed + i)) });
+    for (const seed of [1, 2, 3]) {
+      const eager = await withGraphs(false, () => generate(model, prompts, options(seed)));
+      const graph = await withGraphs(true, () => generate(model, prompts, options(seed)));
+      assert.deepEqual(graph, eager, `seed ${seed}`);
+    }
+    const before = tf.memory().numTensors;
+    for (let i = 0; i < 20; i++) {
+      await generate(model, prompts, options(i));
+      await generate(model, prompts, { maxNewTokens: 5, greedy: true, useCache: false });
+    }
+    assert.equal(tf.memory().numTensors, before);
+    model.dispose();
+  });
+});
