@@ -59,6 +59,10 @@ function requireNative(pkg: string, hint: string): void {
 }
 
 async function tryBackend(name: BackendName): Promise<void> {
+  // Each TensorFlow device gets its own intra-op pool, so our graph sessions can run on fewer
+  // threads than eager ops (see BINDING_PATCH in infra/native-backend.ts). Read once, when the
+  // binding loads.
+  if (name === 'tensorflow' || name === 'tensorflow-gpu') process.env.TF_OVERRIDE_GLOBAL_THREADPOOL ??= '1';
   switch (name) {
     case 'tensorflow-gpu':
       // Registers the `tensorflow` backend on the shared tfjs-core engine, CUDA-enabled.

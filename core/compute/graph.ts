@@ -43,6 +43,7 @@ interface SavedModelSession {
 }
 
 let native: { node: NativeNode; proto: Proto } | null | undefined;
+let loading: Promise<unknown> = Promise.resolve();
 
 /** tfjs-node's graph loader and protobuf classes, when the active backend is a native one. */
 function nativeApi(): { node: NativeNode; proto: Proto } | null {
@@ -270,18 +271,32 @@ export class GraphBuilder {
     return saved.serializeBinary() as Uint8Array;
   }
 
-  /** Loads the graph as a session on the native backend. */
-  async compile(outputs: Record<string, { ref: Ref; dtype: GraphDType }>): Promise<GraphFunction> {
+  /**
+   * Loads the graph as a session on the native backend, with `threads` intra-op and inter-op
+   * threads (0: libtensorflow's default, one per core). The thread count takes effect where the
+   * binding carries srlm's patch (infra/native-backend.ts), which reads it when the session opens.
+   */
+  compile(outputs: Record<string, { ref: Ref; dtype: GraphDType }>, threads = 0): Promise<GraphFunction> {
     const api = nativeApi();
-    if (!api) throw new Error('graphs need the native TensorFlow backend');
-    const dir = mkdtempSync(path.join(tmpdir(), 'srlm-graph-'));
-    try {
-      writeFileSync(path.join(dir, 'saved_model.pb'), this.savedModel(outputs));
-      const session = await api.node.loadSavedModel(dir, ['serve'], 'serving_default');
-      return new GraphFunction(session, [...this.inputs.keys()], Object.keys(outputs));
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+    if (!api) return Promise.reject(new Error('graphs need the native TensorFlow backend'));
+    const bytes = this.savedModel(outputs);
+    // One load at a time: the thread count travels in the environment while a session opens.
+    const load = loading.then(async () => {
+      const dir = mkdtempSync(path.join(tmpdir(), 'srlm-graph-'));
+      const saved = process.env.SRLM_GRAPH_THREADS;
+      try {
+        writeFileSync(path.join(dir, 'saved_model.pb'), bytes);
+        process.env.SRLM_GRAPH_THREADS = String(threads);
+        const session = await api.node.loadSavedModel(dir, ['serve'], 'serving_default');
+        return new GraphFunction(session, [...this.inputs.keys()], Object.keys(outputs));
+      } finally {
+        if (saved === undefined) delete process.env.SRLM_GRAPH_THREADS;
+        else process.env.SRLM_GRAPH_THREADS = saved;
+        rmSync(dir, { recursive: true, force: true });
+      }
+    });
+    loading = load.catch(() => undefined);
+    return load;
   }
 }
 

@@ -26,18 +26,31 @@ const MASKED = 1e9;
 
 const graphs = new Map<string, Promise<GraphFunction>>();
 
-/** The forward graph for this model's shape, compiled once per process. */
-export function forwardGraph(c: ModelConfig): Promise<GraphFunction> {
-  const key = JSON.stringify([c.family, c.numLayers, c.numHeads, c.numKvHeads, c.headDim, c.hiddenSize, c.intermediateSize, c.vocabSize, c.normEps, c.tieEmbeddings]);
+/**
+ * The forward graph for this model's shape, compiled once per process per thread count (see
+ * `graphThreads`).
+ */
+export function forwardGraph(c: ModelConfig, threads = 0): Promise<GraphFunction> {
+  const key = JSON.stringify([threads, c.family, c.numLayers, c.numHeads, c.numKvHeads, c.headDim, c.hiddenSize, c.intermediateSize, c.vocabSize, c.normEps, c.tieEmbeddings]);
   let found = graphs.get(key);
   if (!found) {
     const { graph, outputs } = buildForward(c);
-    found = graph.compile(outputs);
+    found = graph.compile(outputs, threads);
     // A failed compile is not kept: the next call tries again.
     found.catch(() => graphs.delete(key));
     graphs.set(key, found);
   }
   return found;
+}
+
+/**
+ * Threads for a graph call over `rows` token positions of a model with `parameters` weights: one
+ * while the call is small (a decode step of the tiny preset's model at batch 32, or a 7M model's
+ * at batch 1: two threads cost more in handoffs than they gain), else libtensorflow's default.
+ * Measured on 2 cores (bench/model.ts; the note in infra/native-backend.ts).
+ */
+export function graphThreads(rows: number, parameters: number): number {
+  return rows * parameters < 1e8 ? 1 : 0;
 }
 
 function buildForward(c: ModelConfig): { graph: GraphBuilder; outputs: Record<string, { ref: Ref; dtype: 'float32' | 'int32' }> } {

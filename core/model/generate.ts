@@ -11,7 +11,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { InvalidInputError } from '../errors';
 import type { Rng } from '../random';
 import { graphsAvailable, type GraphFunction } from '../compute/graph';
-import { forwardGraph, runForwardGraph } from './forward-graph';
+import { forwardGraph, graphThreads, runForwardGraph } from './forward-graph';
 import { paddingBias, positionsFromMask, type DecoderModel, type LayerCache } from './decoder';
 
 export interface GenerateOptions {
@@ -130,12 +130,16 @@ async function readLast(logits: tf.Tensor, greedy: boolean | undefined): Promise
 }
 
 /** The native backend's path: the prompts and each step as one graph call (forward-graph.ts). */
-function graphStepper(graph: GraphFunction, { model, rows, maskRows, B, L, options, useCache }: StepInput): Stepper {
+async function graphStepper({ model, rows, maskRows, B, L, options, useCache }: StepInput): Promise<Stepper> {
+  const parameters = [...model.params.values()].reduce((a, v) => a + v.size, 0);
+  const graphFor = (positions: number) => forwardGraph(model.config, graphThreads(positions, parameters));
+  const prompts = await graphFor(B * L);
+  const steps = useCache ? await graphFor(B) : undefined;
   // Every key position's mask, now and for the tokens to come (new tokens are real).
   const mask = tf.tensor2d(maskRows.map((r) => [...r, ...new Array<number>(options.maxNewTokens).fill(1)]), [B, L + options.maxNewTokens], 'float32');
   const nextPos = maskRows.map((r) => r.reduce((a, b) => a + b, 0));
   let cache: LayerCache[] | undefined;
-  const run = async (ids: tf.Tensor2D, positions: tf.Tensor2D, past: LayerCache[] | undefined) => {
+  const run = async (graph: GraphFunction, ids: tf.Tensor2D, positions: tf.Tensor2D, past: LayerCache[] | undefined) => {
     const res = runForwardGraph(graph, model, ids, positions, mask, past);
     tf.dispose([ids, positions]);
     disposeCache(cache);
@@ -156,18 +160,18 @@ function graphStepper(graph: GraphFunction, { model, rows, maskRows, B, L, optio
   return {
     start: () => {
       const { ids, positions } = all();
-      return run(ids, positions, undefined);
+      return run(prompts, ids, positions, undefined);
     },
-    next: (chosen) => {
+    next: async (chosen) => {
       if (!useCache) {
         for (let b = 0; b < B; b++) rows[b]!.push(chosen[b]!);
         const { ids, positions } = all();
-        return run(ids, positions, undefined);
+        return run(await graphFor(ids.size), ids, positions, undefined);
       }
       const ids = tf.tensor2d(chosen, [B, 1], 'int32');
       const positions = tf.tensor2d(nextPos, [B, 1], 'int32');
       for (let b = 0; b < B; b++) nextPos[b]!++;
-      return run(ids, positions, cache);
+      return run(steps!, ids, positions, cache);
     },
     dispose: () => {
       disposeCache(cache);
@@ -249,8 +253,7 @@ export async function generate(model: DecoderModel, prompts: number[][], options
   const out: number[][] = prompts.map(() => []);
   const reasons: (FinishReason | undefined)[] = prompts.map(() => undefined);
   const input: StepInput = { model, rows, maskRows, B, L, padded: prompts.some((p) => p.length < L), options, useCache };
-  const graph = graphsAvailable() ? await forwardGraph(model.config) : undefined;
-  const stepper = graph ? graphStepper(graph, input) : eagerStepper(input);
+  const stepper = graphsAvailable() ? await graphStepper(input) : eagerStepper(input);
   try {
     let last = await stepper.start();
     for (let step = 0; step < options.maxNewTokens; step++) {

@@ -1,0 +1,50 @@
+/**
+ * The one change srlm makes to tfjs-node's binding source before building it (BINDING_PATCH in
+ * infra/native-backend.ts): graph sessions take their thread count from SRLM_GRAPH_THREADS.
+ */
+import assert from 'node:assert/strict';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import { describe, it } from 'node:test';
+import { BINDING_PATCH, patchBinding } from '../../infra/native-backend';
+
+const pkg = path.dirname(require.resolve('@tensorflow/tfjs-node/package.json'));
+
+describe('tfjs-node binding patch', () => {
+  it('inserts the session thread setting once, after the session options are made', async () => {
+    const original = readFileSync(path.join(pkg, 'binding', 'tfjs_backend.cc'), 'utf8');
+    // Test a pristine copy (the installed source may already carry the patch).
+    const pristine = original.replace(BINDING_PATCH.code, '').replace('#include <cstdlib>\n#include <cstring>\n', '#include <cstring>\n');
+    assert.ok(pristine.includes(BINDING_PATCH.anchor), 'tfjs-node\'s LoadSavedModel no longer has the line the patch follows');
+    const dir = mkdtempSync(path.join(tmpdir(), 'srlm-patch-'));
+    try {
+      mkdirSync(path.join(dir, 'binding'));
+      const file = path.join(dir, 'binding', 'tfjs_backend.cc');
+      writeFileSync(file, pristine);
+      const lines: string[] = [];
+      await patchBinding(dir, (l) => lines.push(l));
+      await patchBinding(dir, (l) => lines.push(l));
+      const patched = readFileSync(file, 'utf8');
+      assert.equal(patched.split('TF_SetConfig(session_options').length - 1, 1);
+      assert.ok(patched.indexOf(BINDING_PATCH.anchor) < patched.indexOf('SRLM_GRAPH_THREADS'));
+      assert.ok(patched.includes('#include <cstdlib>'));
+      assert.equal(lines.length, 0);
+      // Source without the anchor is left alone, with a line saying so.
+      writeFileSync(file, 'int main() {}\n');
+      await patchBinding(dir, (l) => lines.push(l));
+      assert.equal(readFileSync(file, 'utf8'), 'int main() {}\n');
+      assert.match(lines[0] ?? '', /graphs will share the eager thread pool/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('is in the binding the harness built', (t) => {
+    if (process.env.SRLM_EXPECT_NATIVE !== '1') return t.diagnostic('native backend not provisioned in this run');
+    const lib = path.join(pkg, 'lib');
+    const binding = readdirSync(lib).map((d) => path.join(lib, d, 'tfjs_binding.node')).find((f) => existsSync(f));
+    assert.ok(binding, 'no tfjs_binding.node');
+    assert.ok(readFileSync(binding).includes(Buffer.from('SRLM_GRAPH_THREADS')), 'the built binding does not read SRLM_GRAPH_THREADS');
+  });
+});
