@@ -2,8 +2,7 @@
  * Model throughput, printed (never asserted): training tokens/s (B16 × T128, AdamW, clipping —
  * the SFT trainer's own step) and generation new-tokens/s (greedy, prompt 16, 32 new tokens,
  * batch 1 and 32, with and without the KV cache; the median of three calls, as the baseline does),
- * for each model size in bench/configs and each
- * backend available here. With SRLM_TORCH_PYTHON set (a Python with torch and transformers), the
+ * for each model size in bench/configs and each backend available here. With SRLM_TORCH_PYTHON set (a Python with torch and transformers), the
  * same models are measured in PyTorch on CPU in the same run (bench/torch_baseline.py) and the
  * ratios printed.
  *

@@ -111,15 +111,13 @@ export function checkNativeBackend(): NativeStatus {
   return { ok: false, detail: why.trim() };
 }
 
-/** Provisions the native backend if it is not already working. Never throws: reports instead. */
 /**
  * One change to tfjs-node's binding source before it is built: the sessions it opens for
  * SavedModels (our graphs, core/compute/graph.ts) get their own thread counts, `SRLM_GRAPH_THREADS`
  * (default 1) intra-op and inter-op threads, instead of sharing the eager ops' pool. With
  * TF_OVERRIDE_GLOBAL_THREADPOOL=1 (set by compute/backend.ts) each session's CPU device then owns a
- * pool of that size. A decode step is hundreds of small ops, which two threads run slower than
- * one (a 0.8M model's step at batch 32 took 1.8–2.5 ms on one thread against 3.2–3.4 ms on two),
- * while training's larger ops keep both cores.
+ * pool of that size. A decode step is hundreds of small ops, which two threads can run slower
+ * than one (`node dist/bench/graph.js`), while training's larger ops keep both cores.
  */
 export const BINDING_PATCH = {
   id: 'srlm-graph-threads-1',
@@ -143,7 +141,7 @@ export const BINDING_PATCH = {
 export async function patchBinding(pkg: string, log: Log): Promise<void> {
   const file = path.join(pkg, 'binding', 'tfjs_backend.cc');
   let source = await fs.readFile(file, 'utf8');
-  if (source.includes(BINDING_PATCH.id) || source.includes('srlm: SavedModel sessions')) return;
+  if (source.includes(BINDING_PATCH.code)) return;
   if (!source.includes(BINDING_PATCH.anchor)) {
     log('native backend: tfjs-node\'s binding source has changed; graphs will share the eager thread pool');
     return;
@@ -152,6 +150,7 @@ export async function patchBinding(pkg: string, log: Log): Promise<void> {
   await fs.writeFile(file, source);
 }
 
+/** Provisions the native backend if it is not already working. Never throws: reports instead. */
 export async function ensureNativeBackend(log: Log): Promise<NativeStatus> {
   if (process.env.SRLM_SKIP_NATIVE === '1') return { ok: false, detail: 'skipped (SRLM_SKIP_NATIVE=1)' };
   const pkg = tfjsNodeDir();

@@ -1,10 +1,9 @@
 /**
  * TensorFlow graphs built here, run as one session call on the native backend.
  *
- * On tfjs-node every eager op is one trip through N-API and TFE_Execute (some 10–15 µs each), so
- * a small model's decode step, a few hundred ops, costs more in dispatch than in arithmetic. A
- * graph of the same ops runs in one `TF_SessionRun`: a probe of 150 elementwise ops on [32, 128]
- * took 0.22 ms as a graph and 2.35 ms eagerly.
+ * On tfjs-node every eager op is one trip through N-API and TFE_Execute, so a small model's decode
+ * step, a few hundred ops, costs more in dispatch than in arithmetic. A graph of the same ops runs
+ * in one `TF_SessionRun` (`node dist/bench/graph.js` times 150 elementwise ops both ways).
  *
  * tfjs-node can run graphs only as SavedModels, so `GraphBuilder` writes the GraphDef (with
  * tfjs-node's own protobuf classes) into a `saved_model.pb` with one signature, and `GraphFunction`
@@ -27,9 +26,7 @@ export type Ref = string;
 export type Attr =
   | { type: AttrType }
   | { int: number }
-  | { bool: boolean }
-  | { float: number }
-  | { ints: number[] };
+  | { bool: boolean };
 
 /* eslint-disable @typescript-eslint/no-explicit-any -- tfjs-node's generated protobuf classes are untyped */
 type Proto = any;
@@ -123,7 +120,7 @@ export class GraphBuilder {
   }
   /**
    * BatchMatMulV3, not V2: with oneDNN on (libtensorflow's default on x86), V2 is rewritten to a
-   * oneDNN kernel that took 35 µs on [32, 128]·[128, 128] where V3 took 14 µs.
+   * oneDNN kernel that is slower on small shapes (`node dist/bench/graph.js` compares them).
    */
   batchMatMul(a: Ref, b: Ref, adjX = false, adjY = false): Ref {
     const f = { type: 'float32' } as const;
@@ -132,7 +129,8 @@ export class GraphBuilder {
   binary(op: 'AddV2' | 'Mul' | 'Sub', a: Ref, b: Ref): Ref {
     return this.op(op, [a, b], { T: { type: 'float32' } });
   }
-  unary(op: 'Square' | 'Rsqrt' | 'Sigmoid' | 'Softmax', x: Ref): Ref {
+  /** An op of one float32 input and a `T` attribute (Square, Rsqrt, Sigmoid, Softmax, Neg, Tanh, …). */
+  unary(op: string, x: Ref): Ref {
     return this.op(op, [x], { T: { type: 'float32' } });
   }
   reshape(x: Ref, shape: number[], dtype: GraphDType = 'float32'): Ref {
@@ -140,9 +138,6 @@ export class GraphBuilder {
   }
   gather(table: Ref, indices: Ref, dtype: GraphDType = 'float32'): Ref {
     return this.op('GatherV2', [table, indices, this.constant(0)], { Tparams: { type: dtype }, Tindices: { type: 'int32' }, Taxis: { type: 'int32' }, batch_dims: { int: 0 } });
-  }
-  sum(x: Ref, axis: number, keepDims = false): Ref {
-    return this.op('Sum', [x, this.constant(axis)], { T: { type: 'float32' }, Tidx: { type: 'int32' }, keep_dims: { bool: keepDims } });
   }
   concat(values: Ref[], axis: number): Ref {
     return this.op('ConcatV2', [...values, this.constant(axis)], { T: { type: 'float32' }, N: { int: values.length }, Tidx: { type: 'int32' } });
@@ -154,9 +149,6 @@ export class GraphBuilder {
   }
   argMax(x: Ref, axis: number): Ref {
     return this.op('ArgMax', [x, this.constant(axis)], { T: { type: 'float32' }, Tidx: { type: 'int32' }, output_type: { type: 'int32' } });
-  }
-  unaryOf(op: string, x: Ref, dtype: GraphDType = 'float32'): Ref {
-    return this.op(op, [x], { T: { type: dtype } });
   }
   transpose(x: Ref, perm: number[]): Ref {
     return this.op('Transpose', [x, this.constant(perm)], { T: { type: 'float32' }, Tperm: { type: 'int32' } });
@@ -228,12 +220,7 @@ export class GraphBuilder {
         if ('type' in value) a.setType(DT[value.type]);
         else if ('int' in value) a.setI(value.int);
         else if ('bool' in value) a.setB(value.bool);
-        else if ('float' in value) a.setF(value.float);
-        else if ('ints' in value) {
-          const list = new M.AttrValue.ListValue();
-          list.setIList(value.ints);
-          a.setList(list);
-        } else {
+        else {
           const t = new M.Tensor();
           t.setDtype(DT[value.tensor.dtype]);
           const shape = new M.TensorShape();

@@ -17,7 +17,7 @@ import type { ModelConfig } from './config';
 import { parameterShapes, type Weights } from './hf-weights';
 
 /** A large negative instead of −∞: a row with every key masked (a pad query) stays finite. */
-const MASKED = -1e9;
+export const MASKED = -1e9;
 
 export interface LayerCache {
   /** [B, K, S, D] */

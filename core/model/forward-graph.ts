@@ -19,10 +19,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { GraphBuilder, type GraphFunction, type Ref } from '../compute/graph';
 import type { ModelConfig } from './config';
-import type { DecoderModel, LayerCache } from './decoder';
-
-/** As in decoder.ts: a large negative, so a row with every key masked stays finite. */
-const MASKED = 1e9;
+import { MASKED, type DecoderModel, type LayerCache } from './decoder';
 
 const graphs = new Map<string, Promise<GraphFunction>>();
 
@@ -93,37 +90,35 @@ function buildForward(c: ModelConfig): { graph: GraphBuilder; outputs: Record<st
   const sin = llama ? g.gather(g.input('sin', 'float32'), flatPos) : undefined;
   const rotary = (x: Ref): Ref => {
     const [x1, x2] = g.split(x, [D / 2, D / 2], 2);
-    const half = g.concat([g.unaryOf('Neg', x2!), x1!], 2);
+    const half = g.concat([g.unary('Neg', x2!), x1!], 2);
     return g.binary('AddV2', g.binary('Mul', x, cos!), g.binary('Mul', half, sin!));
   };
 
   const outputs: Record<string, { ref: Ref; dtype: 'float32' | 'int32' }> = {};
-  let bias: Ref | undefined;
+  const past = Array.from({ length: c.numLayers }, (_, i) => ({ k: g.input(`k${i}`, 'float32'), v: g.input(`v${i}`, 'float32') }));
+  // Query t (key index P + t) sees key s when s ≤ P + t and s is not padding: [B, 1, 1, T, S].
+  const bias = (() => {
+    const Pd = g.dim(past[0]!.k, 2);
+    const Sd = g.intOp('AddV2', Pd, Td);
+    const q = g.reshapeTo(g.range(g.scalar(Pd), g.scalar(Sd)), g.shape([-1, 1]), 'int32');
+    const k = g.reshapeTo(g.range(g.constant(0), g.scalar(Sd)), g.shape([1, -1]), 'int32');
+    const causal = g.cast(g.op('LessEqual', [k, q], { T: { type: 'int32' } }), 'bool', 'float32'); // [T, S]
+    const keys = g.slice(mask, g.constant([0, 0]), g.shape([-1, Sd])); // [B, S]
+    const allowed = g.binary('Mul', g.reshapeTo(causal, g.shape([1, 1, 1, Td, Sd])), g.reshapeTo(keys, g.shape([Bd, 1, 1, 1, Sd])));
+    return g.binary('Mul', g.binary('Sub', g.constant(1, 'float32'), allowed), g.constant(MASKED, 'float32'));
+  })();
   for (let i = 0; i < c.numLayers; i++) {
     const l = `layers.${i}`;
-    const pastK = g.input(`k${i}`, 'float32');
-    const pastV = g.input(`v${i}`, 'float32');
-    if (!bias) {
-      // Query t (key index P + t) sees key s when s ≤ P + t and s is not padding: [B, 1, 1, T, S].
-      const Pd = g.dim(pastK, 2);
-      const Sd = g.intOp('AddV2', Pd, Td);
-      const q = g.reshapeTo(g.range(g.scalar(Pd), g.scalar(Sd)), g.shape([-1, 1]), 'int32');
-      const k = g.reshapeTo(g.range(g.constant(0), g.scalar(Sd)), g.shape([1, -1]), 'int32');
-      const causal = g.cast(g.op('LessEqual', [k, q], { T: { type: 'int32' } }), 'bool', 'float32'); // [T, S]
-      const keys = g.slice(mask, g.constant([0, 0]), g.shape([-1, Sd])); // [B, S]
-      const allowed = g.binary('Mul', g.reshapeTo(causal, g.shape([1, 1, 1, Td, Sd])), g.reshapeTo(keys, g.shape([Bd, 1, 1, 1, Sd])));
-      bias = g.binary('Mul', g.binary('Sub', allowed, g.constant(1, 'float32')), g.constant(MASKED, 'float32'));
-    }
     // q, k, v heads [B·T, n, D]; RoPE on q and k together.
     const x = norm(h, `${l}.norm1`);
     const qkv = g.reshape(linear(x, `${l}.attn.qkv`), [-1, N, D]);
     const [q0, k0, v] = g.split(qkv, [H, K, K], 1);
     let [q, k] = [q0!, k0!];
     if (llama) [q, k] = g.split(rotary(g.concat([q, k], 1)), [H, K], 1) as [Ref, Ref];
-    q = g.binary('Mul', q!, g.constant(1 / Math.sqrt(D), 'float32'));
+    q = g.binary('Mul', q, g.constant(1 / Math.sqrt(D), 'float32'));
     const heads = (y: Ref, n: number) => g.transpose(g.reshapeTo(y, g.shape([Bd, Td, n, D])), [0, 2, 1, 3]); // [B, n, T, D]
-    const keys = g.concat([pastK, heads(k, K)], 2); // [B, K, S, D]
-    const values = g.concat([pastV, heads(v!, K)], 2);
+    const keys = g.concat([past[i]!.k, heads(k, K)], 2); // [B, K, S, D]
+    const values = g.concat([past[i]!.v, heads(v!, K)], 2);
     outputs[`k${i}`] = { ref: keys, dtype: 'float32' };
     outputs[`v${i}`] = { ref: values, dtype: 'float32' };
     // Grouped queries share their kv head: [B, K, rep·T, D] against [B, K, S, D].
@@ -143,7 +138,7 @@ function buildForward(c: ModelConfig): { graph: GraphBuilder; outputs: Record<st
       const u = linear(y, `${l}.mlp.up`);
       const cube = g.binary('Mul', g.binary('Mul', u, u), u);
       const inner = g.binary('Mul', g.binary('AddV2', u, g.binary('Mul', cube, g.constant(0.044715, 'float32'))), g.constant(Math.sqrt(2 / Math.PI), 'float32'));
-      act = g.binary('Mul', g.binary('Mul', u, g.constant(0.5, 'float32')), g.binary('AddV2', g.unaryOf('Tanh', inner), g.constant(1, 'float32')));
+      act = g.binary('Mul', g.binary('Mul', u, g.constant(0.5, 'float32')), g.binary('AddV2', g.unary('Tanh', inner), g.constant(1, 'float32')));
     }
     h = g.binary('AddV2', h, linear(act, `${l}.mlp.down`));
   }

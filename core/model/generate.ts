@@ -143,7 +143,8 @@ async function graphStepper({ model, rows, maskRows, B, L, options, useCache }: 
     const res = runForwardGraph(graph, model, ids, positions, mask, past);
     tf.dispose([ids, positions]);
     disposeCache(cache);
-    cache = useCache ? res.present : (disposeCache(res.present), undefined);
+    if (useCache) cache = res.present;
+    else disposeCache(res.present);
     try {
       return options.greedy ? ((await res.next.data()) as Int32Array) : ((await res.logits.data()) as Float32Array);
     } finally {

@@ -1,0 +1,129 @@
+/**
+ * What the graph path of generation rests on, measured on the native backend (printed, never
+ * asserted; each figure is the median of 15 timed rounds, the variants interleaved round by round
+ * so that a busy machine slows them alike):
+ *
+ *  1. dispatch: 150 elementwise ops on [32, 128], eager ops against one graph call;
+ *  2. BatchMatMulV2 against BatchMatMulV3 in a graph (50 chained [32, 128]·[128, 128]);
+ *  3. a cached decode step of each bench/configs model at batch 1 and 32 (prefix 32), in a session
+ *     of one thread against one of libtensorflow's default (what `graphThreads` chooses between).
+ *
+ *   npm run bench:graph
+ */
+import { readFileSync } from 'node:fs';
+import * as path from 'node:path';
+import { initBackend } from '../core/compute/backend';
+import { GraphBuilder, graphsAvailable, type Attr, type GraphFunction } from '../core/compute/graph';
+import { fromHfConfig } from '../core/model/config';
+import { DecoderModel } from '../core/model/decoder';
+import { forwardGraph, graphThreads, runForwardGraph } from '../core/model/forward-graph';
+import * as tf from '@tensorflow/tfjs-core';
+
+const ROUNDS = 15;
+
+/** Median milliseconds per call of each variant, interleaved round by round. */
+function compare(variants: Record<string, () => void>, callsPerRound: number): Record<string, number> {
+  const times: Record<string, number[]> = Object.fromEntries(Object.keys(variants).map((k) => [k, []]));
+  for (const f of Object.values(variants)) for (let i = 0; i < callsPerRound; i++) f(); // warm-up
+  for (let r = 0; r < ROUNDS; r++) {
+    for (const [name, f] of Object.entries(variants)) {
+      const t = performance.now();
+      for (let i = 0; i < callsPerRound; i++) f();
+      times[name]!.push((performance.now() - t) / callsPerRound);
+    }
+  }
+  return Object.fromEntries(Object.entries(times).map(([k, v]) => [k, v.sort((a, b) => a - b)[Math.floor(v.length / 2)]!]));
+}
+
+const ms = (x: number) => `${x.toFixed(3)} ms`;
+
+async function main(): Promise<void> {
+  await initBackend(undefined, () => undefined);
+  if (!graphsAvailable()) {
+    console.log(`graphs need the native backend (this process has ${tf.getBackend()}); run npm run setup`);
+    return;
+  }
+  console.log('graph path of generation, on the native backend (median of 15 interleaved rounds)');
+
+  // 1. Dispatch.
+  {
+    const g = new GraphBuilder();
+    let x = g.input('x', 'float32');
+    const y = g.input('y', 'float32');
+    for (let i = 0; i < 150; i++) x = g.binary(i % 2 ? 'Mul' : 'AddV2', x, y);
+    const f = await g.compile({ out: { ref: x, dtype: 'float32' } });
+    const xs = tf.randomNormal([32, 128]);
+    const ys = tf.fill([32, 128], 1.0001);
+    const t = compare({
+      eager: () => tf.tidy(() => {
+        let z = xs;
+        for (let i = 0; i < 150; i++) z = i % 2 ? tf.mul(z, ys) : tf.add(z, ys);
+        z.dataSync();
+      }),
+      graph: () => {
+        const out = f.run({ x: xs, y: ys });
+        out.out!.dataSync();
+        tf.dispose(out);
+      },
+    }, 20);
+    console.log(`150 elementwise ops on [32, 128]: eager ${ms(t.eager!)}, one graph call ${ms(t.graph!)} (${(t.eager! / t.graph!).toFixed(1)}×)`);
+    tf.dispose([xs, ys]);
+    f.dispose();
+  }
+
+  // 2. BatchMatMulV2 against V3.
+  {
+    const fns: Record<string, GraphFunction> = {};
+    for (const version of ['BatchMatMulV2', 'BatchMatMulV3']) {
+      const g = new GraphBuilder();
+      let x = g.input('x', 'float32');
+      const w = g.input('w', 'float32');
+      const f = { type: 'float32' } as const;
+      const attrs: Record<string, Attr> = version === 'BatchMatMulV2' ? { T: f, adj_x: { bool: false }, adj_y: { bool: false } } : { Ta: f, Tb: f, Tout: f, adj_x: { bool: false }, adj_y: { bool: false } };
+      for (let i = 0; i < 50; i++) x = g.op(version, [x, w], attrs);
+      fns[version] = await g.compile({ out: { ref: x, dtype: 'float32' } });
+    }
+    const xs = tf.randomNormal([32, 128], 0, 0.05);
+    const ws = tf.randomNormal([128, 128], 0, 0.05);
+    const call = (f: GraphFunction) => () => {
+      const out = f.run({ x: xs, w: ws });
+      out.out!.dataSync();
+      tf.dispose(out);
+    };
+    const t = compare({ v2: call(fns.BatchMatMulV2!), v3: call(fns.BatchMatMulV3!) }, 20);
+    console.log(`[32, 128]·[128, 128] in a graph: BatchMatMulV2 ${(t.v2! * 20).toFixed(1)} µs, BatchMatMulV3 ${(t.v3! * 20).toFixed(1)} µs per matmul`);
+    tf.dispose([xs, ws]);
+    Object.values(fns).forEach((f) => f.dispose());
+  }
+
+  // 3. A cached decode step, one thread against the default.
+  for (const name of (process.env.BENCH_CONFIGS ?? 'llama-0.8m,llama-7m').split(',')) {
+    const config = fromHfConfig(JSON.parse(readFileSync(path.join(__dirname, '..', '..', 'bench', 'configs', `${name}.json`), 'utf8')), name);
+    const model = DecoderModel.initialise(config, 0);
+    const parameters = [...model.params.values()].reduce((a, v) => a + v.size, 0);
+    const sessions = { one: await forwardGraph(config, 1), default: await forwardGraph(config, 0) };
+    for (const B of [1, 32]) {
+      const P = 32;
+      const kv = () => tf.randomNormal([B, config.numKvHeads, P, config.headDim]) as tf.Tensor4D;
+      const past = Array.from({ length: config.numLayers }, () => ({ k: kv(), v: kv() }));
+      const ids = tf.zeros([B, 1], 'int32') as tf.Tensor2D;
+      const positions = tf.fill([B, 1], P, 'int32') as tf.Tensor2D;
+      const mask = tf.ones([B, P + 1]) as tf.Tensor2D;
+      const step = (graph: GraphFunction) => () => {
+        const r = runForwardGraph(graph, model, ids, positions, mask, past);
+        r.next.dataSync();
+        tf.dispose([r.logits, r.next, ...r.present.flatMap((p) => [p.k, p.v])]);
+      };
+      const t = compare({ one: step(sessions.one), default: step(sessions.default) }, 20);
+      const chosen = graphThreads(B, parameters) === 1 ? 'one' : 'default';
+      console.log(`${name} decode step, batch ${B}: one thread ${ms(t.one!)}, default threads ${ms(t.default!)} (generate uses: ${chosen})`);
+      tf.dispose([ids, positions, mask, ...past.flatMap((p) => [p.k, p.v])]);
+    }
+    model.dispose();
+  }
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});
