@@ -26,7 +26,9 @@ export type Ref = string;
 export type Attr =
   | { type: AttrType }
   | { int: number }
-  | { bool: boolean };
+  | { bool: boolean }
+  | { types: AttrType[] }
+  | { func: string };
 
 /* eslint-disable @typescript-eslint/no-explicit-any -- tfjs-node's generated protobuf classes are untyped */
 type Proto = any;
@@ -78,12 +80,55 @@ interface NodeSpec {
   attrs: Record<string, Attr | { tensor: { dtype: GraphDType; shape: number[]; values: number[] } }>;
 }
 
+/**
+ * Each op's output argument as a function body names it (`node:arg:index`; a graph says
+ * `node:index`): the ops used inside functions (see `GraphBuilder.defineFunction`).
+ */
+const OUTPUT_ARG: Record<string, string> = {
+  Const: 'output', MatMul: 'product', BatchMatMulV2: 'output', AddV2: 'z', Sub: 'z', Mul: 'z',
+  Square: 'y', Rsqrt: 'y', Sigmoid: 'y', Tanh: 'y', Neg: 'y', Softmax: 'softmax', LogSoftmax: 'logsoftmax',
+  Reshape: 'output', Transpose: 'y', Mean: 'output', Sum: 'output', SplitV: 'output', ConcatV2: 'output',
+};
+
+interface FunctionSpec {
+  name: string;
+  args: [string, GraphDType][];
+  nodes: NodeSpec[];
+  output: { name: string; ref: Ref; dtype: GraphDType };
+}
+
 /** A GraphDef under construction: placeholders, constants and ops, named uniquely. */
 export class GraphBuilder {
   private readonly nodes: NodeSpec[] = [];
   private readonly names = new Set<string>();
   private readonly inputs = new Map<string, GraphDType>();
+  private readonly functions: FunctionSpec[] = [];
   private counter = 0;
+
+  /**
+   * Defines a function for `call`/`symbolicGradient`: `body` builds it on a builder whose inputs
+   * are the function's arguments (in order) and returns its one output. Only ops in OUTPUT_ARG.
+   */
+  defineFunction(name: string, body: (f: GraphBuilder) => { ref: Ref; dtype: GraphDType }): { args: [string, GraphDType][] } {
+    const f = new GraphBuilder();
+    const output = body(f);
+    const unknown = f.nodes.filter((n) => n.op !== 'Placeholder' && !OUTPUT_ARG[n.op]).map((n) => n.op);
+    if (unknown.length) throw new Error(`function ${name}: no output name known for ${[...new Set(unknown)].join(', ')}`);
+    const args = [...f.inputs];
+    this.functions.push({ name, args, nodes: f.nodes.filter((n) => n.op !== 'Placeholder'), output: { name: 'out', ...output } });
+    return { args };
+  }
+
+  /**
+   * The gradient of a function's output with respect to each of its inputs, `dy` times
+   * (TensorFlow's SymbolicGradient, differentiated by libtensorflow's registered function
+   * gradients); one ref per input, in order.
+   */
+  symbolicGradient(fn: string, args: [string, GraphDType][], inputs: Ref[], dy: Ref): Ref[] {
+    const types = args.map(([, t]) => t);
+    const node = this.op('SymbolicGradient', [...inputs, dy], { Tin: { types: [...types, 'float32'] }, Tout: { types }, f: { func: fn } }, 'grad');
+    return types.map((_, i) => (i === 0 ? node : `${node}:${i}`));
+  }
 
   private unique(base: string): string {
     let name = base;
@@ -209,29 +254,65 @@ export class GraphBuilder {
     const versions = new M.VersionDef();
     versions.setProducer(1882); // a GraphDef version every libtensorflow 2.x reads
     graph.setVersions(versions);
-    for (const spec of this.nodes) {
-      const node = graph.addNode();
+    const attrValue = (value: NodeSpec['attrs'][string]) => {
+      const a = new M.AttrValue();
+      if ('type' in value) a.setType(DT[value.type]);
+      else if ('int' in value) a.setI(value.int);
+      else if ('bool' in value) a.setB(value.bool);
+      else if ('types' in value) {
+        const list = new M.AttrValue.ListValue();
+        for (const t of value.types) list.addType(DT[t]);
+        a.setList(list);
+      } else if ('func' in value) {
+        const f = new M.NameAttrList();
+        f.setName(value.func);
+        a.setFunc(f);
+      } else {
+        const t = new M.Tensor();
+        t.setDtype(DT[value.tensor.dtype]);
+        const shape = new M.TensorShape();
+        for (const d of value.tensor.shape) shape.addDim().setSize(d);
+        t.setTensorShape(shape);
+        if (value.tensor.dtype === 'int32') t.setIntValList(value.tensor.values);
+        else t.setFloatValList(value.tensor.values);
+        a.setTensor(t);
+      }
+      return a;
+    };
+    const write = (node: Proto, spec: NodeSpec, input: (ref: Ref) => string) => {
       node.setName(spec.name);
       node.setOp(spec.op);
-      for (const i of spec.inputs) node.addInput(i);
+      for (const i of spec.inputs) node.addInput(input(i));
       const attrs = node.getAttrMap();
-      for (const [key, value] of Object.entries(spec.attrs)) {
-        const a = new M.AttrValue();
-        if ('type' in value) a.setType(DT[value.type]);
-        else if ('int' in value) a.setI(value.int);
-        else if ('bool' in value) a.setB(value.bool);
-        else {
-          const t = new M.Tensor();
-          t.setDtype(DT[value.tensor.dtype]);
-          const shape = new M.TensorShape();
-          for (const d of value.tensor.shape) shape.addDim().setSize(d);
-          t.setTensorShape(shape);
-          if (value.tensor.dtype === 'int32') t.setIntValList(value.tensor.values);
-          else t.setFloatValList(value.tensor.values);
-          a.setTensor(t);
-        }
-        attrs.set(key, a);
+      for (const [key, value] of Object.entries(spec.attrs)) attrs.set(key, attrValue(value));
+    };
+    for (const spec of this.nodes) write(graph.addNode(), spec, (ref) => ref);
+    if (this.functions.length) {
+      const library = new M.FunctionDefLibrary();
+      for (const fn of this.functions) {
+        const def = library.addFunction();
+        const signature = new M.OpDef();
+        signature.setName(fn.name);
+        const arg = (name: string, dtype: GraphDType) => {
+          const a = new M.OpDef.ArgDef();
+          a.setName(name);
+          a.setType(DT[dtype]);
+          return a;
+        };
+        for (const [name, dtype] of fn.args) signature.addInputArg(arg(name, dtype));
+        signature.addOutputArg(arg(fn.output.name, fn.output.dtype));
+        def.setSignature(signature);
+        const ops = new Map(fn.nodes.map((n) => [n.name, n.op]));
+        // An argument by its name; an op's output as node:arg:index.
+        const input = (ref: Ref) => {
+          const [node, index = '0'] = ref.split(':');
+          const op = ops.get(node!);
+          return op ? `${node}:${OUTPUT_ARG[op]}:${index}` : ref;
+        };
+        for (const spec of fn.nodes) write(def.addNodeDef(), spec, input);
+        def.getRetMap().set(fn.output.name, input(fn.output.ref));
       }
+      graph.setLibrary(library);
     }
     const info = (ref: Ref, dtype: GraphDType) => {
       const t = new M.TensorInfo();

@@ -114,7 +114,10 @@ export class DecoderModel {
       if (/norm\d?\.weight$/.test(name)) data = new Float32Array(size).fill(1);
       else if (name.endsWith('.bias')) data = new Float32Array(size);
       else {
-        const t = tf.randomNormal([size], 0, 0.02, 'float32', s++);
+        // tfjs's randomNormal treats seed 0 as "no seed" (Math.random): give it a fixed stand-in,
+        // which no seed ≥ 0 reaches, so seed 0 initialises the same weights in every process.
+        const t = tf.randomNormal([size], 0, 0.02, 'float32', s === 0 ? -1 : s);
+        s++;
         data = t.dataSync() as Float32Array;
         t.dispose();
       }

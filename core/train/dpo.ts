@@ -136,7 +136,7 @@ export async function trainDpo(model: DecoderModel, pairs: PreferencePair[], s: 
         accumulated.add(grads);
       }
       const lr = learningRate(s, step, totalSteps);
-      const norm = accumulated.step(optimizer, s.gradClip, lr);
+      const norm = await accumulated.step(optimizer, s.gradClip, lr);
       step += 1;
       const nllOf = (idx: number[]) => (s.nllWeight ? { weight: s.nllWeight, chosenLengths: idx.map((i) => pairs[i]!.chosen.length) } : undefined);
       const metrics = dpoMetrics(pol.chosen, pol.rejected, indices.map((i) => ref.chosen[i]!), indices.map((i) => ref.rejected[i]!), s.beta, s.loss, nllOf(indices));

@@ -4,6 +4,7 @@
  * norm weights are not decayed (as in transformers' Trainer).
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { GraphBuilder, graphsAvailable, type GraphFunction, type Ref } from '../compute/graph';
 
 export interface AdamWSettings {
   beta1: number;
@@ -32,6 +33,39 @@ export class AdamW {
 
   static decays(name: string): boolean {
     return !name.endsWith('.bias') && !/norm\d?\.weight$/.test(name);
+  }
+
+  /**
+   * Clips the gradients to a global norm of maxNorm and applies one update at lr; returns the
+   * norm before clipping. On the native backend the whole update is one graph call (see
+   * `adamwGraph`), elsewhere `globalNorm` and `apply` as eager ops.
+   */
+  async update(grads: Map<string, tf.Tensor>, lr: number, maxNorm: number): Promise<number> {
+    if (!graphsAvailable()) {
+      const norm = globalNorm(grads);
+      this.apply(grads, lr, clipScale(norm, maxNorm));
+      return norm;
+    }
+    const names = [...this.params.keys()].filter((n) => grads.has(n));
+    const graph = await adamwGraph(names.map((n) => AdamW.decays(n)));
+    this.step += 1;
+    const { beta1, beta2, epsilon, weightDecay } = this.settings;
+    const c1 = 1 - beta1 ** this.step;
+    const c2 = 1 - beta2 ** this.step;
+    const scalars = [beta1, 1 - beta1, beta2, 1 - beta2, epsilon * Math.sqrt(c2), (lr * Math.sqrt(c2)) / c1, 1 - lr * weightDecay, maxNorm];
+    const inputs: Record<string, tf.Tensor> = { scalars: tf.tensor1d(scalars, 'float32') };
+    names.forEach((n, i) => Object.assign(inputs, { [`p${i}`]: this.params.get(n)!, [`m${i}`]: this.m.get(n)!, [`v${i}`]: this.v.get(n)!, [`g${i}`]: grads.get(n)! }));
+    const out = graph.run(inputs);
+    inputs.scalars!.dispose();
+    names.forEach((n, i) => {
+      for (const [kind, target] of [['p', this.params.get(n)!], ['m', this.m.get(n)!], ['v', this.v.get(n)!]] as const) {
+        target.assign(out[`${kind}${i}`]!);
+        out[`${kind}${i}`]!.dispose();
+      }
+    });
+    const norm = (await out.norm!.data())[0]!;
+    out.norm!.dispose();
+    return norm;
   }
 
   /**
@@ -118,11 +152,53 @@ export class GradientAccumulator {
   }
 
   /** Clips the sums to maxNorm, applies one AdamW update at lr, frees everything; returns the pre-clip norm. */
-  step(optimizer: AdamW, maxNorm: number, lr: number): number {
-    const norm = globalNorm(this.sums);
-    optimizer.apply(this.sums, lr, clipScale(norm, maxNorm));
-    tf.dispose([...this.sums.values()]);
-    this.sums.clear();
-    return norm;
+  async step(optimizer: AdamW, maxNorm: number, lr: number): Promise<number> {
+    try {
+      return await optimizer.update(this.sums, lr, maxNorm);
+    } finally {
+      tf.dispose([...this.sums.values()]);
+      this.sums.clear();
+    }
   }
+}
+
+const adamwGraphs = new Map<string, Promise<GraphFunction>>();
+
+/**
+ * `AdamW.apply` with global-norm clipping as one graph, for parameters in this order (true: weight
+ * decay applies). Inputs `p{i}`, `m{i}`, `v{i}`, `g{i}` and `scalars` = [β1, 1 − β1, β2, 1 − β2,
+ * ε√c2, lr·√c2/c1, 1 − lr·decay, maxNorm]; outputs the new `p{i}`, `m{i}`, `v{i}` and `norm`, the
+ * gradients' global norm before clipping. The clipping factor is `clipScale`'s: maxNorm / (norm +
+ * 1e-6) when the norm is finite and above maxNorm, else 1.
+ */
+function adamwGraph(decays: boolean[]): Promise<GraphFunction> {
+  const key = decays.map((d) => (d ? 1 : 0)).join('');
+  let found = adamwGraphs.get(key);
+  if (!found) {
+    const g = new GraphBuilder();
+    const f32 = { type: 'float32' } as const;
+    const scalars = g.input('scalars', 'float32');
+    const [b1, a1, b2, a2, eps, size, keep, maxNorm] = Array.from({ length: 8 }, (_, i) => g.op('Reshape', [g.op('Slice', [scalars, g.constant([i]), g.constant([1])], { T: f32, Index: { type: 'int32' } }), g.constant([])], { T: f32, Tshape: { type: 'int32' } })) as Ref[];
+    const params = decays.map((_, i) => ({ p: g.input(`p${i}`, 'float32'), m: g.input(`m${i}`, 'float32'), v: g.input(`v${i}`, 'float32'), grad: g.input(`g${i}`, 'float32') }));
+    const squares = params.map(({ grad }) => g.op('Sum', [g.unary('Square', grad), g.op('Range', [g.constant(0), g.op('Rank', [grad], { T: f32 }), g.constant(1)], { Tidx: { type: 'int32' } })], { T: f32, Tidx: { type: 'int32' }, keep_dims: { bool: false } }));
+    const norm = g.unary('Sqrt', squares.length === 1 ? squares[0]! : g.op('AddN', squares, { T: f32, N: { int: squares.length } }));
+    const clip = g.op('LogicalAnd', [g.op('Greater', [norm, maxNorm!], { T: f32 }), g.op('IsFinite', [norm], { T: f32 })]);
+    const scale = g.op('SelectV2', [clip, g.op('RealDiv', [maxNorm!, g.binary('AddV2', norm, g.constant(1e-6, 'float32'))], { T: f32 }), g.constant(1, 'float32')], { T: f32 });
+    const a1s = g.binary('Mul', a1!, scale);
+    const a2s = g.binary('Mul', g.binary('Mul', a2!, scale), scale);
+    const outputs: Record<string, { ref: Ref; dtype: 'float32' }> = { norm: { ref: norm, dtype: 'float32' } };
+    params.forEach(({ p, m, v, grad }, i) => {
+      const m2 = g.binary('AddV2', g.binary('Mul', m, b1!), g.binary('Mul', grad, a1s));
+      const v2 = g.binary('AddV2', g.binary('Mul', v, b2!), g.binary('Mul', g.unary('Square', grad), a2s));
+      const update = g.binary('Mul', g.op('RealDiv', [m2, g.binary('AddV2', g.unary('Sqrt', v2), eps!)], { T: f32 }), size!);
+      const decayed = decays[i] ? g.binary('Mul', p, keep!) : p;
+      outputs[`p${i}`] = { ref: g.binary('Sub', decayed, update), dtype: 'float32' };
+      outputs[`m${i}`] = { ref: m2, dtype: 'float32' };
+      outputs[`v${i}`] = { ref: v2, dtype: 'float32' };
+    });
+    found = g.compile(outputs);
+    found.catch(() => adamwGraphs.delete(key));
+    adamwGraphs.set(key, found);
+  }
+  return found;
 }

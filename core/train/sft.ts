@@ -9,10 +9,12 @@
  */
 import { createHash } from 'node:crypto';
 import * as tf from '@tensorflow/tfjs-core';
+import type { GraphFunction } from '../compute/graph';
 import { canonicalJson } from '../canonical-json';
 import { InvalidInputError } from '../errors';
 import { positionsFromMask, type DecoderModel } from '../model/decoder';
-import { EpochOrder, padPromptResponse, targetLogProbs, type PromptResponse } from './batches';
+import { runTrainGraph, trainGraph, trainGraphUsable } from '../model/train-graph';
+import { EpochOrder, padPromptResponse, targetLogProbs, type PaddedBatch, type PromptResponse } from './batches';
 import { AdamW, DEFAULT_ADAMW, GradientAccumulator } from './optimizer';
 import { learningRate, type ScheduleSettings } from './schedule';
 import type { TrainingStateStore, TrainStateInfo } from './state';
@@ -69,6 +71,22 @@ export function maskedNll(logits: tf.Tensor3D, targets: tf.Tensor2D, lossMask: t
   return tf.neg(tf.sum(tf.mul(targetLogProbs(logits, targets), lossMask))) as tf.Scalar;
 }
 
+/** One micro-batch's loss and gradients through the training graph (each response token weighs 1 / lossTokens). */
+function graphStep(graph: GraphFunction, model: DecoderModel, b: PaddedBatch, lossTokens: number): { value: tf.Scalar; grads: tf.NamedTensorMap } {
+  const inputs = {
+    ids: tf.tensor2d(b.ids, undefined, 'int32'),
+    mask: tf.tensor2d(b.mask, undefined, 'int32'),
+    targets: tf.tensor2d(b.targets, undefined, 'int32'),
+    weights: tf.tensor2d(b.lossMask.map((row) => row.map((x) => x / lossTokens)), undefined, 'float32'),
+  };
+  try {
+    const { loss, grads } = runTrainGraph(graph, model, inputs);
+    return { value: loss, grads };
+  } finally {
+    tf.dispose(Object.values(inputs));
+  }
+}
+
 export function sftFingerprint(examples: SftExample[], s: SftSettings): string {
   const data = createHash('sha256');
   for (const e of examples) data.update(`${e.prompt.join(',')}|${e.response.join(',')}\n`);
@@ -86,6 +104,9 @@ export async function trainSft(model: DecoderModel, examples: SftExample[], s: S
   const pad = s.padTokenId ?? model.config.padTokenId ?? 0;
   const fingerprint = sftFingerprint(examples, s);
 
+  // On the native backend a micro-batch trains as one graph call (model/train-graph.ts), the same
+  // arithmetic as the eager tape; dropout and very large one-hots stay eager.
+  const graph = trainGraphUsable(model.config, micro, s.maxSeqLen, s.dropout) ? await trainGraph(model.config) : undefined;
   const optimizer = new AdamW(model.params, { ...DEFAULT_ADAMW, weightDecay: s.weightDecay });
   const losses: { step: number; loss: number }[] = [];
   let step = 0;
@@ -124,7 +145,7 @@ export async function trainSft(model: DecoderModel, examples: SftExample[], s: S
       const accumulated = new GradientAccumulator(model.params);
       let lossSum = 0;
       for (const [m, b] of batches.entries()) {
-        const { value, grads } = tf.tidy(() => {
+        const { value, grads } = graph ? graphStep(graph, model, b, lossTokens) : tf.tidy(() => {
           const ids = tf.tensor2d(b.ids, undefined, 'int32');
           const mask = tf.tensor2d(b.mask, undefined, 'int32');
           const targets = tf.tensor2d(b.targets, undefined, 'int32');
@@ -142,7 +163,7 @@ export async function trainSft(model: DecoderModel, examples: SftExample[], s: S
         windowTokens += b.inputTokens;
       }
       const lr = learningRate(s, step, totalSteps);
-      const norm = accumulated.step(optimizer, s.gradClip, lr);
+      const norm = await accumulated.step(optimizer, s.gradClip, lr);
       step += 1;
       losses.push({ step, loss: lossSum });
       const now = Date.now();
