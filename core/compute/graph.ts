@@ -198,10 +198,6 @@ export class GraphBuilder {
   transpose(x: Ref, perm: number[]): Ref {
     return this.op('Transpose', [x, this.constant(perm)], { T: { type: 'float32' }, Tperm: { type: 'int32' } });
   }
-  /** Mean over the last axis, kept as size 1. */
-  meanLast(x: Ref): Ref {
-    return this.op('Mean', [x, this.constant(-1)], { T: { type: 'float32' }, Tidx: { type: 'int32' }, keep_dims: { bool: true } });
-  }
   /** Dimension `axis` of `x`'s shape as an int32 vector of one element. */
   dim(x: Ref, axis: number, dtype: GraphDType = 'float32'): Ref {
     const shape = this.op('Shape', [x], { T: { type: dtype }, out_type: { type: 'int32' } });

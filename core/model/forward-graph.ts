@@ -20,6 +20,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { GraphBuilder, type GraphFunction, type Ref } from '../compute/graph';
 import type { ModelConfig } from './config';
 import { MASKED, type DecoderModel, type LayerCache } from './decoder';
+import { graphBlocks } from './graph-blocks';
 
 const graphs = new Map<string, Promise<GraphFunction>>();
 
@@ -51,7 +52,7 @@ export function graphThreads(rows: number, parameters: number): number {
 }
 
 function buildForward(c: ModelConfig): { graph: GraphBuilder; outputs: Record<string, { ref: Ref; dtype: 'float32' | 'int32' }> } {
-  const { numHeads: H, numKvHeads: K, headDim: D, hiddenSize: C, intermediateSize: F } = c;
+  const { numHeads: H, numKvHeads: K, headDim: D, hiddenSize: C } = c;
   const N = H + 2 * K;
   const rep = H / K;
   const llama = c.family === 'llama';
@@ -61,38 +62,19 @@ function buildForward(c: ModelConfig): { graph: GraphBuilder; outputs: Record<st
   const mask = g.input('mask', 'float32');
   const params = new Map<string, Ref>();
   const param = (name: string) => params.get(name) ?? params.set(name, g.input(name, 'float32')).get(name)!;
-  const eps = g.constant(c.normEps, 'float32');
+  const { norm, linear, mlp, rotary: rotate } = graphBlocks(g, c, param);
 
   const Bd = g.dim(ids, 0, 'int32');
   const Td = g.dim(ids, 1, 'int32');
   const flatIds = g.reshape(ids, [-1], 'int32');
   const flatPos = g.reshape(pos, [-1], 'int32');
 
-  const norm = (x: Ref, name: string): Ref => {
-    if (llama) {
-      const ms = g.meanLast(g.unary('Square', x));
-      return g.binary('Mul', g.binary('Mul', x, g.unary('Rsqrt', g.binary('AddV2', ms, eps))), param(`${name}.weight`));
-    }
-    const centred = g.binary('Sub', x, g.meanLast(x));
-    const variance = g.meanLast(g.unary('Square', centred));
-    const normed = g.binary('Mul', centred, g.unary('Rsqrt', g.binary('AddV2', variance, eps)));
-    return g.binary('AddV2', g.binary('Mul', normed, param(`${name}.weight`)), param(`${name}.bias`));
-  };
-  const linear = (x: Ref, name: string): Ref => {
-    const y = g.matMul(x, param(`${name}.weight`));
-    return llama ? y : g.binary('AddV2', y, param(`${name}.bias`));
-  };
-
   let h = g.gather(param('embed'), flatIds); // [B·T, C]
   if (!llama) h = g.binary('AddV2', h, g.gather(param('pos'), flatPos));
   // RoPE factors per token [B·T, 1, D], shared by every head.
   const cos = llama ? g.gather(g.input('cos', 'float32'), flatPos) : undefined;
   const sin = llama ? g.gather(g.input('sin', 'float32'), flatPos) : undefined;
-  const rotary = (x: Ref): Ref => {
-    const [x1, x2] = g.split(x, [D / 2, D / 2], 2);
-    const half = g.concat([g.unary('Neg', x2!), x1!], 2);
-    return g.binary('AddV2', g.binary('Mul', x, cos!), g.binary('Mul', half, sin!));
-  };
+  const rotary = (x: Ref): Ref => rotate(x, cos!, sin!);
 
   const outputs: Record<string, { ref: Ref; dtype: 'float32' | 'int32' }> = {};
   const past = Array.from({ length: c.numLayers }, (_, i) => ({ k: g.input(`k${i}`, 'float32'), v: g.input(`v${i}`, 'float32') }));
@@ -128,19 +110,7 @@ function buildForward(c: ModelConfig): { graph: GraphBuilder; outputs: Record<st
     const probs = g.reshapeTo(g.unary('Softmax', g.binary('AddV2', scores, bias)), g.shape([Bd, K, -1, Sd]));
     const ctx = g.transpose(g.reshapeTo(g.batchMatMul(probs, values), g.shape([Bd, H, Td, D])), [0, 2, 1, 3]); // [B, T, H, D]
     h = g.binary('AddV2', h, linear(g.reshape(ctx, [-1, H * D]), `${l}.attn.out`));
-    const y = norm(h, `${l}.norm2`);
-    let act: Ref;
-    if (llama) {
-      const [gate, up] = g.split(g.matMul(y, param(`${l}.mlp.gateUp.weight`)), [F, F], 1);
-      act = g.binary('Mul', g.binary('Mul', gate!, g.unary('Sigmoid', gate!)), up!);
-    } else {
-      // GPT-2's tanh GELU.
-      const u = linear(y, `${l}.mlp.up`);
-      const cube = g.binary('Mul', g.binary('Mul', u, u), u);
-      const inner = g.binary('Mul', g.binary('AddV2', u, g.binary('Mul', cube, g.constant(0.044715, 'float32'))), g.constant(Math.sqrt(2 / Math.PI), 'float32'));
-      act = g.binary('Mul', g.binary('Mul', u, g.constant(0.5, 'float32')), g.binary('AddV2', g.unary('Tanh', inner), g.constant(1, 'float32')));
-    }
-    h = g.binary('AddV2', h, linear(act, `${l}.mlp.down`));
+    h = g.binary('AddV2', h, mlp(norm(h, `${l}.norm2`), l));
   }
   // The last position of each row: [B·T, C] → [B, C].
   const last = g.reshape(g.slice(g.reshapeTo(h, g.shape([Bd, Td, C])), g.shape([0, g.intOp('Sub', Td, g.constant([1])), 0]), g.constant([-1, 1, -1])), [-1, C]);

@@ -25,6 +25,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { GraphBuilder, graphsAvailable, type GraphFunction, type Ref } from '../compute/graph';
 import type { ModelConfig } from './config';
 import { MASKED, type DecoderModel } from './decoder';
+import { graphBlocks } from './graph-blocks';
 import { parameterShapes } from './hf-weights';
 
 const graphs = new Map<string, Promise<GraphFunction>>();
@@ -55,7 +56,7 @@ export function trainGraph(c: ModelConfig): Promise<GraphFunction> {
 }
 
 function buildTrain(c: ModelConfig): { graph: GraphBuilder; outputs: Record<string, { ref: Ref; dtype: 'float32' | 'int32' }> } {
-  const { numHeads: H, numKvHeads: K, headDim: D, intermediateSize: F, vocabSize: V } = c;
+  const { numHeads: H, numKvHeads: K, headDim: D, vocabSize: V } = c;
   const N = H + 2 * K;
   const rep = H / K;
   const llama = c.family === 'llama';
@@ -110,24 +111,9 @@ function buildTrain(c: ModelConfig): { graph: GraphBuilder; outputs: Record<stri
     const more = new Map(extra.map(([name]) => [name, f.input(name, 'float32')]));
     const shape = Object.fromEntries(Object.keys(shapes).map((k) => [k, f.input(`shape_${k}`, 'int32')])) as Record<keyof typeof shapes, Ref>;
     const zero = f.input('z', 'float32');
-    const mean1 = (x: Ref) => f.op('Mean', [x, f.constant(1)], { T: f32, Tidx: i32, keep_dims: { bool: true } });
-    const eps = f.constant(c.normEps, 'float32');
     const bmm = (a: Ref, b: Ref, adjY = false) => f.op('BatchMatMulV2', [a, b], { T: f32, adj_x: { bool: false }, adj_y: { bool: adjY } });
-    const norm = (x: Ref, name: string): Ref => {
-      if (llama) return f.binary('Mul', f.binary('Mul', x, f.unary('Rsqrt', f.binary('AddV2', mean1(f.unary('Square', x)), eps))), p(`${name}.weight`));
-      const centred = f.binary('Sub', x, mean1(x));
-      const normed = f.binary('Mul', centred, f.unary('Rsqrt', f.binary('AddV2', mean1(f.unary('Square', centred)), eps)));
-      return f.binary('AddV2', f.binary('Mul', normed, p(`${name}.weight`)), p(`${name}.bias`));
-    };
-    const linear = (x: Ref, name: string): Ref => {
-      const y = f.matMul(x, p(`${name}.weight`));
-      return llama ? y : f.binary('AddV2', y, p(`${name}.bias`));
-    };
-    const rotary = (x: Ref): Ref => {
-      const [x1, x2] = f.split(x, [D / 2, D / 2], 2);
-      const half = f.concat([f.unary('Neg', x2!), x1!], 2);
-      return f.binary('AddV2', f.binary('Mul', x, more.get('cos')!), f.binary('Mul', half, more.get('sin')!));
-    };
+    const { norm, linear, mlp, rotary: rotate } = graphBlocks(f, c, p);
+    const rotary = (x: Ref): Ref => rotate(x, more.get('cos')!, more.get('sin')!);
     let h = f.matMul(tokens, p('embed')); // [B·T, C]
     if (!llama) h = f.binary('AddV2', h, f.matMul(more.get('posHot')!, p('pos')));
     for (let i = 0; i < c.numLayers; i++) {
@@ -146,18 +132,7 @@ function buildTrain(c: ModelConfig): { graph: GraphBuilder; outputs: Record<stri
       const probs = f.reshapeTo(f.unary('Softmax', f.binary('AddV2', scores, attnBias)), shape.bKmT);
       const ctx = f.transpose(f.reshapeTo(bmm(probs, values), shape.bHTD), [0, 2, 1, 3]); // [B, T, H, D]
       h = f.binary('AddV2', h, linear(f.reshape(ctx, [-1, H * D]), `${l}.attn.out`));
-      const y = norm(h, `${l}.norm2`);
-      let act: Ref;
-      if (llama) {
-        const [gate, up] = f.split(f.matMul(y, p(`${l}.mlp.gateUp.weight`)), [F, F], 1);
-        act = f.binary('Mul', f.binary('Mul', gate!, f.unary('Sigmoid', gate!)), up!);
-      } else {
-        const u = linear(y, `${l}.mlp.up`);
-        const cube = f.binary('Mul', f.binary('Mul', u, u), u);
-        const inner = f.binary('Mul', f.binary('AddV2', u, f.binary('Mul', cube, f.constant(0.044715, 'float32'))), f.constant(Math.sqrt(2 / Math.PI), 'float32'));
-        act = f.binary('Mul', f.binary('Mul', u, f.constant(0.5, 'float32')), f.binary('AddV2', f.unary('Tanh', inner), f.constant(1, 'float32')));
-      }
-      h = f.binary('AddV2', h, linear(act, `${l}.mlp.down`));
+      h = f.binary('AddV2', h, mlp(norm(h, `${l}.norm2`), l));
     }
     const final = norm(h, 'norm');
     const logits = c.tieEmbeddings ? f.matMul(final, p('embed'), false, true) : f.matMul(final, p('lmHead'));

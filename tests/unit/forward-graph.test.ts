@@ -14,21 +14,13 @@ import { DecoderModel, positionsFromMask, type LayerCache } from '../../core/mod
 import { forwardGraph, runForwardGraph } from '../../core/model/forward-graph';
 import { generate } from '../../core/model/generate';
 import { Rng } from '../../core/random';
+import { withGraphs } from '../support/graphs';
 
 const LLAMA = fromHfConfig({ model_type: 'llama', vocab_size: 50, hidden_size: 32, intermediate_size: 40, num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2, max_position_embeddings: 64, rms_norm_eps: 1e-5, tie_word_embeddings: false, rope_theta: 500 });
 const GPT2 = fromHfConfig({ model_type: 'gpt2', vocab_size: 50, n_embd: 32, n_layer: 2, n_head: 4, n_positions: 64, layer_norm_epsilon: 1e-5 });
 
 function maxDiff(a: tf.Tensor, b: tf.Tensor): number {
   return tf.tidy(() => tf.max(tf.abs(tf.sub(a, b))).dataSync()[0]!);
-}
-
-function withGraphs<T>(on: boolean, f: () => Promise<T>): Promise<T> {
-  const saved = process.env.SRLM_GRAPHS;
-  if (!on) process.env.SRLM_GRAPHS = '0';
-  return f().finally(() => {
-    if (saved === undefined) delete process.env.SRLM_GRAPHS;
-    else process.env.SRLM_GRAPHS = saved;
-  });
 }
 
 describe('forward graph', () => {

@@ -15,21 +15,13 @@ import { DecoderModel, positionsFromMask } from '../../core/model/decoder';
 import { MAX_ONE_HOT, runTrainGraph, trainGraph, trainGraphUsable } from '../../core/model/train-graph';
 import { Rng } from '../../core/random';
 import { maskedNll, trainSft, type SftExample } from '../../core/train/sft';
+import { withGraphs } from '../support/graphs';
 
 const CONFIGS: [string, ModelConfig][] = [
   ['llama (GQA, untied)', fromHfConfig({ model_type: 'llama', vocab_size: 60, hidden_size: 32, intermediate_size: 40, num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2, max_position_embeddings: 64, rms_norm_eps: 1e-5, tie_word_embeddings: false, rope_theta: 500 })],
   ['llama (tied)', fromHfConfig({ model_type: 'llama', vocab_size: 60, hidden_size: 32, intermediate_size: 48, num_hidden_layers: 2, num_attention_heads: 2, num_key_value_heads: 2, max_position_embeddings: 64, rms_norm_eps: 1e-6, tie_word_embeddings: true, rope_theta: 10000 })],
   ['gpt2', fromHfConfig({ model_type: 'gpt2', vocab_size: 60, n_embd: 32, n_layer: 2, n_head: 4, n_positions: 64, layer_norm_epsilon: 1e-5 })],
 ];
-
-function withGraphs<T>(on: boolean, f: () => Promise<T>): Promise<T> {
-  const saved = process.env.SRLM_GRAPHS;
-  if (!on) process.env.SRLM_GRAPHS = '0';
-  return f().finally(() => {
-    if (saved === undefined) delete process.env.SRLM_GRAPHS;
-    else process.env.SRLM_GRAPHS = saved;
-  });
-}
 
 /** Right-padded rows of these lengths; the first two targets of each row are prompt (weight 0). */
 function batch(lengths: number[], T: number, vocab: number, seed: number) {
