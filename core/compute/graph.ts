@@ -106,7 +106,7 @@ export class GraphBuilder {
   private counter = 0;
 
   /**
-   * Defines a function for `call`/`symbolicGradient`: `body` builds it on a builder whose inputs
+   * Defines a function for `symbolicGradient`: `body` builds it on a builder whose inputs
    * are the function's arguments (in order) and returns its one output. Only ops in OUTPUT_ARG.
    */
   defineFunction(name: string, body: (f: GraphBuilder) => { ref: Ref; dtype: GraphDType }): { args: [string, GraphDType][] } {

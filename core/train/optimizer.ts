@@ -31,6 +31,18 @@ export class AdamW {
     }
   }
 
+  /**
+   * Counts a step and returns its coefficients: m/c1 / (sqrt(v/c2) + ε) = (√c2/c1) · m / (sqrt(v) +
+   * ε√c2), so the bias corrections become scalars.
+   */
+  private nextStep(lr: number): { beta1: number; a1: number; beta2: number; a2: number; eps: number; size: number; keep: number } {
+    this.step += 1;
+    const { beta1, beta2, epsilon, weightDecay } = this.settings;
+    const c1 = 1 - beta1 ** this.step;
+    const c2 = 1 - beta2 ** this.step;
+    return { beta1, a1: 1 - beta1, beta2, a2: 1 - beta2, eps: epsilon * Math.sqrt(c2), size: (lr * Math.sqrt(c2)) / c1, keep: 1 - lr * weightDecay };
+  }
+
   static decays(name: string): boolean {
     return !name.endsWith('.bias') && !/norm\d?\.weight$/.test(name);
   }
@@ -48,11 +60,8 @@ export class AdamW {
     }
     const names = [...this.params.keys()].filter((n) => grads.has(n));
     const graph = await adamwGraph(names.map((n) => AdamW.decays(n)));
-    this.step += 1;
-    const { beta1, beta2, epsilon, weightDecay } = this.settings;
-    const c1 = 1 - beta1 ** this.step;
-    const c2 = 1 - beta2 ** this.step;
-    const scalars = [beta1, 1 - beta1, beta2, 1 - beta2, epsilon * Math.sqrt(c2), (lr * Math.sqrt(c2)) / c1, 1 - lr * weightDecay, maxNorm];
+    const k = this.nextStep(lr);
+    const scalars = [k.beta1, k.a1, k.beta2, k.a2, k.eps, k.size, k.keep, maxNorm];
     const inputs: Record<string, tf.Tensor> = { scalars: tf.tensor1d(scalars, 'float32') };
     names.forEach((n, i) => Object.assign(inputs, { [`p${i}`]: this.params.get(n)!, [`m${i}`]: this.m.get(n)!, [`v${i}`]: this.v.get(n)!, [`g${i}`]: grads.get(n)! }));
     const out = graph.run(inputs);
@@ -73,19 +82,16 @@ export class AdamW {
    * gradient first (global-norm clipping) without a pass of its own.
    */
   apply(grads: Map<string, tf.Tensor>, lr: number, gradScale = 1): void {
-    this.step += 1;
-    const { beta1, beta2, epsilon, weightDecay } = this.settings;
-    const c1 = 1 - beta1 ** this.step;
-    const c2 = 1 - beta2 ** this.step;
+    const k = this.nextStep(lr);
+    const { weightDecay } = this.settings;
     tf.tidy(() => {
-      // m/c1 / (sqrt(v/c2) + ε) = (√c2/c1) · m / (sqrt(v) + ε√c2): the bias corrections become scalars.
-      const b1 = tf.scalar(beta1);
-      const a1 = tf.scalar((1 - beta1) * gradScale);
-      const b2 = tf.scalar(beta2);
-      const a2 = tf.scalar((1 - beta2) * gradScale * gradScale);
-      const eps = tf.scalar(epsilon * Math.sqrt(c2));
-      const size = tf.scalar((lr * Math.sqrt(c2)) / c1);
-      const keep = tf.scalar(1 - lr * weightDecay);
+      const b1 = tf.scalar(k.beta1);
+      const a1 = tf.scalar(k.a1 * gradScale);
+      const b2 = tf.scalar(k.beta2);
+      const a2 = tf.scalar(k.a2 * gradScale * gradScale);
+      const eps = tf.scalar(k.eps);
+      const size = tf.scalar(k.size);
+      const keep = tf.scalar(k.keep);
       for (const [name, p] of this.params) {
         const g = grads.get(name);
         if (!g) continue;
