@@ -2,7 +2,7 @@
  * Model throughput, printed (never asserted): training tokens/s (B16 × T128, AdamW, clipping —
  * the SFT trainer's own step) and generation new-tokens/s (greedy, prompt 16, 32 new tokens,
  * batch 1 and 32, with and without the KV cache; the median of three calls, as the baseline does),
- * for each model size in bench/configs and each backend available here. With SRLM_TORCH_PYTHON set (a Python with torch and transformers), the
+ * and DPO training tokens/s through the training graph and eagerly, for each model size in bench/configs and each backend available here. With SRLM_TORCH_PYTHON set (a Python with torch and transformers), the
  * same models are measured in PyTorch on CPU in the same run (bench/torch_baseline.py) and the
  * ratios printed.
  *
@@ -23,6 +23,8 @@ interface Measure {
   parameters: number;
   train: { tokensPerSecond: number; seconds: number; steps: number };
   generate: { batch: number; cache: boolean; tokensPerSecond: number; seconds: number }[];
+  /** DPO training tokens/s (chosen and rejected rows) through the training graph and eagerly. */
+  dpo: { graph?: number; eager: number };
 }
 
 async function child(configName: string): Promise<void> {
@@ -31,6 +33,7 @@ async function child(configName: string): Promise<void> {
   const { DecoderModel } = await import('../core/model/decoder.js');
   const { generate } = await import('../core/model/generate.js');
   const { trainSft } = await import('../core/train/sft.js');
+  const { trainDpo } = await import('../core/train/dpo.js');
   const { Rng } = await import('../core/random.js');
   const info = await initBackend(undefined, () => undefined);
   const config = fromHfConfig(JSON.parse(readFileSync(path.join(CONFIG_DIR, `${configName}.json`), 'utf8')), configName);
@@ -50,7 +53,27 @@ async function child(configName: string): Promise<void> {
     weightDecay: 0, gradClip: 1, maxSeqLen: 128, checkpointEverySteps: 1e9, checkpointEverySeconds: 1e9, seed: 0, maxSteps: warmup + steps,
   }, { onProgress: (p) => { if (p.step === warmup) t0 = performance.now(); } });
   const trainSeconds = (performance.now() - t0) / 1000;
-  const result: Measure = { backend: info.name, parameters, train: { tokensPerSecond: (16 * 128 * steps) / trainSeconds, seconds: trainSeconds, steps }, generate: [] };
+  const result: Measure = { backend: info.name, parameters, train: { tokensPerSecond: (16 * 128 * steps) / trainSeconds, seconds: trainSeconds, steps }, generate: [], dpo: { eager: 0 } };
+
+  // DPO: the trainer's step (16 pairs of prompt 16 + responses 64: 32 rows of 79 inputs), through
+  // the training graph and eagerly (SRLM_GRAPHS=0), timed from the end of the warm-up steps to the
+  // last step (the reference log-probs before and the final ones after are not counted).
+  const pairs = Array.from({ length: 32 }, () => ({ prompt: ids(16), chosen: ids(64), rejected: ids(64) }));
+  const graphsSetting = process.env.SRLM_GRAPHS;
+  for (const mode of slow ? (['eager'] as const) : (['graph', 'eager'] as const)) {
+    const policy = DecoderModel.initialise(config, 1);
+    if (mode === 'eager') process.env.SRLM_GRAPHS = '0';
+    const dpoSteps = slow ? 1 : 5;
+    const times: number[] = [];
+    await trainDpo(policy, pairs, {
+      lr: 1e-4, lrEnd: 1e-4, schedule: 'constant', warmupSteps: 0, batchSize: 16, gradientAccumulation: 1, epochs: 100, dropout: 0,
+      weightDecay: 0, gradClip: 1, checkpointEverySteps: 1e9, checkpointEverySeconds: 1e9, seed: 0, maxSteps: 1 + dpoSteps, beta: 0.1, loss: 'sigmoid', nllWeight: 1,
+    }, { onProgress: () => times.push(performance.now()) });
+    if (graphsSetting === undefined) delete process.env.SRLM_GRAPHS;
+    else process.env.SRLM_GRAPHS = graphsSetting;
+    result.dpo[mode] = (32 * 79 * dpoSteps) / ((times.at(-1)! - times[0]!) / 1000);
+    policy.dispose();
+  }
 
   for (const batch of [1, 32]) {
     for (const cache of [true, false]) {
@@ -114,6 +137,11 @@ async function main(): Promise<void> {
     const line = (name: string, train: number | undefined, g: Parameters<typeof gen>[0]) =>
       console.log([name.padEnd(22), ...[train, gen(g, 1, true), gen(g, 1, false), gen(g, 32, true), gen(g, 32, false)].map((x) => fmt(x).padStart(14))].join(''));
     for (const r of rows) line(`tfjs ${r.backend}`, r.train.tokensPerSecond, r.generate);
+    for (const r of rows) {
+      const graph = r.dpo.graph ? `graph ${fmt(r.dpo.graph)}, ` : '';
+      const ratio = r.dpo.graph ? ` (${(r.dpo.graph / r.dpo.eager).toFixed(2)}×)` : '';
+      console.log(`  DPO tok/s on ${r.backend} (16 pairs, 32 rows × 79): ${graph}eager ${fmt(r.dpo.eager)}${ratio}`);
+    }
     if (torch) {
       line(`pytorch cpu (${torch.threads} thr)`, torch.train.tokens_per_second, torch.generate);
       for (const r of rows) {

@@ -88,6 +88,7 @@ const OUTPUT_ARG: Record<string, string> = {
   Const: 'output', MatMul: 'product', BatchMatMulV2: 'output', AddV2: 'z', Sub: 'z', Mul: 'z',
   Square: 'y', Rsqrt: 'y', Sigmoid: 'y', Tanh: 'y', Neg: 'y', Softmax: 'softmax', LogSoftmax: 'logsoftmax',
   Reshape: 'output', Transpose: 'y', Mean: 'output', Sum: 'output', SplitV: 'output', ConcatV2: 'output',
+  Abs: 'y', Exp: 'y', Log: 'y', Reciprocal: 'y',
 };
 
 interface FunctionSpec {

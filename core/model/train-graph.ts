@@ -20,6 +20,15 @@
  * Inputs: `ids`, `mask`, `targets` [B, T] int32, `weights` [B, T] float32, the parameters by our
  * names, and for Llama the RoPE tables `cos`, `sin` [P, 1, D]. Outputs: `loss` and `grad{i}` for
  * the i-th parameter in `parameterShapes` order.
+ *
+ * The DPO objective (`DpoObjective`) is the same graph with dpo-loss.ts's loss in the function: the
+ * rows are a micro-batch's chosen responses then its rejected ones, `weights` is 1 on response
+ * tokens, and each row's summed log-prob π feeds the loss with the stored reference's. The function
+ * also adds Σ u·π with an input u = 0, so the gradient with respect to u is π: one call yields the
+ * loss, the policy's log-probs (for the metrics) and the gradients. Extra inputs: `reference` [2B]
+ * (chosen then rejected), `beta`, `scale` (the micro-batch's share of the optimizer batch) and, with
+ * an NLL term, `nllWeight` and `invLengths` [B] (1 / each chosen response's length). Extra output:
+ * `logps` [2B].
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { GraphBuilder, graphsAvailable, type GraphFunction, type Ref } from '../compute/graph';
@@ -27,6 +36,7 @@ import type { ModelConfig } from './config';
 import { MASKED, type DecoderModel } from './decoder';
 import { graphBlocks } from './graph-blocks';
 import { parameterShapes } from './hf-weights';
+import type { DpoLossType } from '../train/dpo-loss';
 
 const graphs = new Map<string, Promise<GraphFunction>>();
 
@@ -42,12 +52,18 @@ export function trainGraphUsable(c: ModelConfig, B: number, T: number, dropout: 
   return dropout === 0 && graphsAvailable() && B * T * width <= MAX_ONE_HOT;
 }
 
-/** The training graph for this model's shape, compiled once per process. */
-export function trainGraph(c: ModelConfig): Promise<GraphFunction> {
-  const key = JSON.stringify([c.family, c.numLayers, c.numHeads, c.numKvHeads, c.headDim, c.hiddenSize, c.intermediateSize, c.vocabSize, c.maxPositions, c.normEps, c.tieEmbeddings]);
+/** DPO's loss in the training graph: the loss type, and whether it adds the chosen rows' NLL. */
+export interface DpoObjective {
+  loss: DpoLossType;
+  nll: boolean;
+}
+
+/** The training graph for this model's shape and objective (SFT's by default), compiled once per process. */
+export function trainGraph(c: ModelConfig, dpo?: DpoObjective): Promise<GraphFunction> {
+  const key = JSON.stringify([c.family, c.numLayers, c.numHeads, c.numKvHeads, c.headDim, c.hiddenSize, c.intermediateSize, c.vocabSize, c.maxPositions, c.normEps, c.tieEmbeddings, dpo ?? null]);
   let found = graphs.get(key);
   if (!found) {
-    const { graph, outputs } = buildTrain(c);
+    const { graph, outputs } = buildTrain(c, dpo);
     found = graph.compile(outputs);
     found.catch(() => graphs.delete(key));
     graphs.set(key, found);
@@ -55,7 +71,7 @@ export function trainGraph(c: ModelConfig): Promise<GraphFunction> {
   return found;
 }
 
-function buildTrain(c: ModelConfig): { graph: GraphBuilder; outputs: Record<string, { ref: Ref; dtype: 'float32' | 'int32' }> } {
+function buildTrain(c: ModelConfig, dpo?: DpoObjective): { graph: GraphBuilder; outputs: Record<string, { ref: Ref; dtype: 'float32' | 'int32' }> } {
   const { numHeads: H, numKvHeads: K, headDim: D, vocabSize: V } = c;
   const N = H + 2 * K;
   const rep = H / K;
@@ -96,11 +112,20 @@ function buildTrain(c: ModelConfig): { graph: GraphBuilder; outputs: Record<stri
     bHTD: g.shape([Bd, H, Td, D]),
     bKmD: g.shape([Bd, K, -1, D]),
     bKmT: g.shape([Bd, K, -1, Td]),
+    ...(dpo ? { bT: g.shape([Bd, Td]) } : {}),
   };
   const extra: [string, Ref][] = llama
     ? [['cos', g.gather(g.input('cos', 'float32'), positions)], ['sin', g.gather(g.input('sin', 'float32'), positions)]] // [B·T, 1, D]
     : [['posHot', oneHot(positions, c.maxPositions)]];
   const z = g.constant(0, 'float32');
+  // DPO's inputs, each passed to the function under its own name; u = 0 (see the header).
+  const dpoInputs: [string, Ref][] = [];
+  if (dpo) {
+    const reference = g.input('reference', 'float32');
+    dpoInputs.push(['reference', reference], ['beta', g.input('beta', 'float32')], ['scale', g.input('scale', 'float32')]);
+    if (dpo.nll) dpoInputs.push(['nllWeight', g.input('nllWeight', 'float32')], ['invLengths', g.input('invLengths', 'float32')]);
+    dpoInputs.push(['u', g.op('ZerosLike', [reference], { T: f32 })]);
+  }
 
   const { args } = g.defineFunction('loss', (f) => {
     const param = new Map(names.map((name) => [name, f.input(name, 'float32')]));
@@ -111,6 +136,7 @@ function buildTrain(c: ModelConfig): { graph: GraphBuilder; outputs: Record<stri
     const more = new Map(extra.map(([name]) => [name, f.input(name, 'float32')]));
     const shape = Object.fromEntries(Object.keys(shapes).map((k) => [k, f.input(`shape_${k}`, 'int32')])) as Record<keyof typeof shapes, Ref>;
     const zero = f.input('z', 'float32');
+    const d = new Map(dpoInputs.map(([name]) => [name, f.input(name, 'float32')]));
     const bmm = (a: Ref, b: Ref, adjY = false) => f.op('BatchMatMulV2', [a, b], { T: f32, adj_x: { bool: false }, adj_y: { bool: adjY } });
     const { norm, linear, mlp, rotary: rotate } = graphBlocks(f, c, p);
     const rotary = (x: Ref): Ref => rotate(x, more.get('cos')!, more.get('sin')!);
@@ -136,24 +162,60 @@ function buildTrain(c: ModelConfig): { graph: GraphBuilder; outputs: Record<stri
     }
     const final = norm(h, 'norm');
     const logits = c.tieEmbeddings ? f.matMul(final, p('embed'), false, true) : f.matMul(final, p('lmHead'));
-    const nll = f.unary('Neg', f.op('Sum', [f.binary('Mul', f.unary('LogSoftmax', logits), target), f.constant([0, 1])], { T: f32, Tidx: i32, keep_dims: { bool: false } }));
-    return { ref: f.binary('Mul', nll, f.binary('AddV2', zero, f.constant(1, 'float32'))), dtype: 'float32' };
+    const sum = (x: Ref, axes: number[]) => f.op('Sum', [x, f.constant(axes)], { T: f32, Tidx: i32, keep_dims: { bool: false } });
+    const mean = (x: Ref) => f.op('Mean', [x, f.constant([0, 1])], { T: f32, Tidx: i32, keep_dims: { bool: false } });
+    const picked = f.binary('Mul', f.unary('LogSoftmax', logits), target); // weighted target log-probs [B·T, V]
+    const withLoss = (loss: Ref) => f.binary('Mul', loss, f.binary('AddV2', zero, f.constant(1, 'float32')));
+    if (!dpo) return { ref: withLoss(f.unary('Neg', sum(picked, [0, 1]))), dtype: 'float32' };
+    // π per row [2B], and the rows as [2, B] (chosen, rejected) less the reference's.
+    const pi = sum(f.reshapeTo(sum(picked, [1]), shape.bT!), [1]);
+    const pairs = f.reshape(f.binary('Sub', pi, d.get('reference')!), [2, -1]);
+    const row = (a: number, b: number) => f.reshape(f.constant([a, b], 'float32'), [1, 2]);
+    const margin = f.matMul(row(1, -1), pairs); // [1, B]: (πc − ρc) − (πr − ρr)
+    let loss: Ref;
+    if (dpo.loss === 'ipo') {
+      // (h − 1/(2β))²
+      const shift = f.unary('Reciprocal', f.binary('Mul', d.get('beta')!, f.constant(2, 'float32')));
+      loss = mean(f.unary('Square', f.binary('Sub', margin, shift)));
+    } else {
+      // −log σ(βh) = softplus(y), y = −βh, as (y + |y|)/2 + log(1 + e^(−|y|)): stable, and with the
+      // right slope (1/2) at y = 0, where every pair starts (the reference is the initial policy).
+      // max(y, 0) in place of (y + |y|)/2 would give slope 1 there: TensorFlow's Maximum gradient
+      // sends a tie to its first input, and Abs's is sign(0) = 0.
+      const y = f.unary('Neg', f.binary('Mul', margin, d.get('beta')!));
+      const size = f.unary('Abs', y);
+      const tail = f.unary('Log', f.binary('AddV2', f.constant(1, 'float32'), f.unary('Exp', f.unary('Neg', size))));
+      loss = mean(f.binary('AddV2', f.binary('Mul', f.binary('AddV2', y, size), f.constant(0.5, 'float32')), tail));
+    }
+    if (dpo.nll) {
+      // α · mean(−πc / |c|)
+      const chosen = f.matMul(row(1, 0), f.reshape(pi, [2, -1])); // [1, B]
+      const perToken = f.binary('Mul', f.unary('Neg', chosen), f.reshape(d.get('invLengths')!, [1, -1]));
+      loss = f.binary('AddV2', loss, f.binary('Mul', mean(perToken), d.get('nllWeight')!));
+    }
+    const logps = sum(f.binary('Mul', d.get('u')!, pi), [0]);
+    return { ref: f.binary('AddV2', withLoss(f.binary('Mul', loss, d.get('scale')!)), logps), dtype: 'float32' };
   });
-  const inputs = [...params, tokenHot, targetWeights, bias, ...extra.map(([, ref]) => ref), ...Object.values(shapes), z];
+  const inputs = [...params, tokenHot, targetWeights, bias, ...extra.map(([, ref]) => ref), ...Object.values(shapes), z, ...dpoInputs.map(([, ref]) => ref)];
   const grads = g.symbolicGradient('loss', args, inputs, g.constant(1, 'float32'));
-  const outputs: Record<string, { ref: Ref; dtype: 'float32' | 'int32' }> = { loss: { ref: grads[grads.length - 1]!, dtype: 'float32' } };
+  // The gradients come in input order: z's is the loss, u's (the last input, for DPO) π.
+  const at = (ref: Ref) => grads[inputs.indexOf(ref)]!;
+  const outputs: Record<string, { ref: Ref; dtype: 'float32' | 'int32' }> = { loss: { ref: at(z), dtype: 'float32' } };
+  if (dpo) outputs.logps = { ref: at(dpoInputs[dpoInputs.length - 1]![1]), dtype: 'float32' };
   names.forEach((_, i) => (outputs[`grad${i}`] = { ref: grads[i]!, dtype: 'float32' }));
   return { graph: g, outputs };
 }
 
 /**
  * One micro-batch through the training graph: the loss (a scalar) and each parameter's gradient,
- * keyed by the tfjs variable's name (as `tf.variableGrads` returns them). The caller disposes both.
+ * keyed by the tfjs variable's name (as `tf.variableGrads` returns them), and for DPO the rows'
+ * log-probs. `batch` holds the graph's inputs besides the parameters and RoPE tables. The caller
+ * disposes what comes back.
  */
 export function runTrainGraph(
   graph: GraphFunction, model: DecoderModel,
-  batch: { ids: tf.Tensor2D; mask: tf.Tensor2D; targets: tf.Tensor2D; weights: tf.Tensor2D },
-): { loss: tf.Scalar; grads: tf.NamedTensorMap } {
+  batch: { ids: tf.Tensor2D; mask: tf.Tensor2D; targets: tf.Tensor2D; weights: tf.Tensor2D } & Record<string, tf.Tensor>,
+): { loss: tf.Scalar; grads: tf.NamedTensorMap; logps?: tf.Tensor1D } {
   const inputs: Record<string, tf.Tensor> = { ...batch };
   for (const [name, v] of model.params) inputs[name] = v;
   const rope = model.ropeTables();
@@ -161,5 +223,5 @@ export function runTrainGraph(
   const out = graph.run(inputs);
   const grads: tf.NamedTensorMap = {};
   [...parameterShapes(model.config).keys()].forEach((name, i) => (grads[model.p(name).name] = out[`grad${i}`]!));
-  return { loss: out.loss as tf.Scalar, grads };
+  return { loss: out.loss as tf.Scalar, grads, ...(out.logps ? { logps: out.logps as tf.Tensor1D } : {}) };
 }

@@ -8,8 +8,10 @@ import { createHash } from 'node:crypto';
 import * as tf from '@tensorflow/tfjs-core';
 import { canonicalJson } from '../canonical-json';
 import { InvalidInputError } from '../errors';
+import type { GraphFunction } from '../compute/graph';
 import type { DecoderModel } from '../model/decoder';
-import { EpochOrder } from './batches';
+import { runTrainGraph, trainGraph, trainGraphUsable } from '../model/train-graph';
+import { EpochOrder, padPromptResponse } from './batches';
 import { dpoLoss, dpoMetrics, type DpoLossType, type DpoMetrics } from './dpo-loss';
 import { responseLogProbs } from './logprobs';
 import { AdamW, DEFAULT_ADAMW, GradientAccumulator } from './optimizer';
@@ -62,6 +64,33 @@ async function logProbsOf(model: DecoderModel, pairs: PreferencePair[], pad: num
   return { chosen, rejected };
 }
 
+/**
+ * One micro-batch through the DPO training graph (model/train-graph.ts): its chosen rows then its
+ * rejected ones in one padded batch. Returns the loss times `scale`, the gradients, and the
+ * policy's log-probs of the chosen and rejected responses.
+ */
+function graphStep(
+  graph: GraphFunction, model: DecoderModel, part: PreferencePair[], reference: { chosen: number[]; rejected: number[] }, s: DpoSettings, scale: number, pad: number,
+): { value: tf.Scalar; grads: tf.NamedTensorMap; logps: tf.Tensor1D } {
+  const b = padPromptResponse([...part.map((p) => ({ prompt: p.prompt, response: p.chosen })), ...part.map((p) => ({ prompt: p.prompt, response: p.rejected }))], pad);
+  const inputs: Record<string, tf.Tensor> = {
+    ids: tf.tensor2d(b.ids, undefined, 'int32'),
+    mask: tf.tensor2d(b.mask, undefined, 'int32'),
+    targets: tf.tensor2d(b.targets, undefined, 'int32'),
+    weights: tf.tensor2d(b.lossMask, undefined, 'float32'),
+    reference: tf.tensor1d([...reference.chosen, ...reference.rejected]),
+    beta: tf.scalar(s.beta),
+    scale: tf.scalar(scale),
+    ...(s.nllWeight ? { nllWeight: tf.scalar(s.nllWeight), invLengths: tf.tensor1d(part.map((p) => 1 / p.chosen.length)) } : {}),
+  };
+  try {
+    const { loss, grads, logps } = runTrainGraph(graph, model, inputs as Parameters<typeof runTrainGraph>[2]);
+    return { value: loss, grads, logps: logps! };
+  } finally {
+    tf.dispose(Object.values(inputs));
+  }
+}
+
 export function dpoFingerprint(pairs: PreferencePair[], s: DpoSettings): string {
   const data = createHash('sha256');
   for (const p of pairs) data.update(`${p.prompt.join(',')}|${p.chosen.join(',')}|${p.rejected.join(',')}\n`);
@@ -96,6 +125,8 @@ export async function trainDpo(model: DecoderModel, pairs: PreferencePair[], s: 
     }
     const ref = reference;
     const resumedFrom = step;
+    // The training graph, where the backend runs graphs and a micro-batch fits (trainGraphUsable).
+    let graph: GraphFunction | undefined;
     let lastSave = Date.now();
     const save = async () => {
       if (!hooks.state) return;
@@ -118,6 +149,19 @@ export async function trainDpo(model: DecoderModel, pairs: PreferencePair[], s: 
       for (let m = 0; m < s.gradientAccumulation; m++) {
         const idx = indices.slice(m * micro, (m + 1) * micro);
         const part = idx.map((i) => pairs[i]!);
+        const longest = Math.max(...part.flatMap((p) => [p.prompt.length + p.chosen.length, p.prompt.length + p.rejected.length])) - 1;
+        if (trainGraphUsable(model.config, 2 * micro, longest, s.dropout)) {
+          graph ??= await trainGraph(model.config, { loss: s.loss, nll: Boolean(s.nllWeight) });
+          const refs = { chosen: idx.map((i) => ref.chosen[i]!), rejected: idx.map((i) => ref.rejected[i]!) };
+          const { value, grads, logps } = graphStep(graph, model, part, refs, s, 1 / s.gradientAccumulation, pad);
+          value.dispose();
+          const both = (await logps.data()) as Float32Array;
+          logps.dispose();
+          pol.chosen.push(...both.subarray(0, micro));
+          pol.rejected.push(...both.subarray(micro));
+          accumulated.add(grads);
+          continue;
+        }
         let kept: tf.Tensor1D[] = [];
         const { value, grads } = tf.variableGrads(() => {
           const seed = (s.seed * 7919 + step) * 64 + m;

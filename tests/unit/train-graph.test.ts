@@ -2,8 +2,9 @@
  * The native backend's training graph (core/model/train-graph.ts) against the eager tape it
  * replaces in SFT: the loss and every parameter's gradient on padded batches of both families
  * (grouped-query attention, tied and untied embeddings), whole training runs through either path
- * ending with the same weights, and no tensors left behind. The gradients are libtensorflow's
- * (SymbolicGradient); the reference is tfjs's own autodiff of `DecoderModel.forward`.
+ * ending with the same weights, and no tensors left behind; the same for DPO's objective (sigmoid
+ * and IPO, with and without the NLL term) against dpo-loss.ts's eager loss. The gradients are
+ * libtensorflow's (SymbolicGradient); the reference is tfjs's own autodiff of `DecoderModel.forward`.
  */
 import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
@@ -15,6 +16,10 @@ import { DecoderModel, positionsFromMask } from '../../core/model/decoder';
 import { MAX_ONE_HOT, runTrainGraph, trainGraph, trainGraphUsable } from '../../core/model/train-graph';
 import { Rng } from '../../core/random';
 import { maskedNll, trainSft, type SftExample } from '../../core/train/sft';
+import { trainDpo, type DpoSettings, type PreferencePair } from '../../core/train/dpo';
+import { dpoLoss, type DpoLossType } from '../../core/train/dpo-loss';
+import { padPromptResponse } from '../../core/train/batches';
+import { responseLogProbs } from '../../core/train/logprobs';
 import { withGraphs } from '../support/graphs';
 
 const CONFIGS: [string, ModelConfig][] = [
@@ -22,6 +27,18 @@ const CONFIGS: [string, ModelConfig][] = [
   ['llama (tied)', fromHfConfig({ model_type: 'llama', vocab_size: 60, hidden_size: 32, intermediate_size: 48, num_hidden_layers: 2, num_attention_heads: 2, num_key_value_heads: 2, max_position_embeddings: 64, rms_norm_eps: 1e-6, tie_word_embeddings: true, rope_theta: 10000 })],
   ['gpt2', fromHfConfig({ model_type: 'gpt2', vocab_size: 60, n_embd: 32, n_layer: 2, n_head: 4, n_positions: 64, layer_norm_epsilon: 1e-5 })],
 ];
+
+/** Random preference pairs: prompts of 2-5 tokens, responses of 1-8. */
+function preferencePairs(n: number, vocab: number, seed: number): PreferencePair[] {
+  const rng = new Rng(seed);
+  const tokens = (lo: number, hi: number) => Array.from({ length: lo + rng.int(hi - lo + 1) }, () => 1 + rng.int(vocab - 1));
+  return Array.from({ length: n }, () => ({ prompt: tokens(2, 5), chosen: tokens(1, 8), rejected: tokens(1, 8) }));
+}
+
+/** Largest |a − b| over two tensors, and largest |b|. */
+function gap(a: tf.Tensor, b: tf.Tensor): [number, number] {
+  return tf.tidy(() => [tf.max(tf.abs(tf.sub(a, b))).dataSync()[0]!, tf.max(tf.abs(b)).dataSync()[0]!]);
+}
 
 /** Right-padded rows of these lengths; the first two targets of each row are prompt (weight 0). */
 function batch(lengths: number[], T: number, vocab: number, seed: number) {
@@ -116,6 +133,90 @@ describe('training graph', () => {
       for (let i = 0; i < w.data.length; i++) worst = Math.max(worst, Math.abs(w.data[i]! - e[i]!));
     }
     assert.ok(worst < 1e-4, `weights after 20 steps differ by ${worst}`);
+  });
+
+  // [loss, NLL weight, how far the reference is off the policy: 0 is DPO's first step, every margin 0]
+  const objectives: [DpoLossType, number, number][] = [['sigmoid', 0, 0], ['sigmoid', 1, 2], ['ipo', 0.5, 2]];
+  for (const [[family, config], [loss, nllWeight, offset]] of CONFIGS.flatMap((c, i) => [[c, objectives[i]!]] as const)) {
+    it(`${family}: DPO (${loss}, NLL weight ${nllWeight}, reference ±${offset}): loss, log-probs and every gradient match the eager tape`, async (t) => {
+      if (!graphsAvailable()) return t.diagnostic(`no graphs on ${tf.getBackend()}`);
+      const model = DecoderModel.initialise(config, 6);
+      const graph = await trainGraph(config, { loss, nll: nllWeight > 0 });
+      const part = preferencePairs(3, config.vocabSize, 9);
+      const chosen = part.map((p) => ({ prompt: p.prompt, response: p.chosen }));
+      const rejected = part.map((p) => ({ prompt: p.prompt, response: p.rejected }));
+      // The reference off the policy by up to ±offset, so the margins are neither 0 nor alike, or
+      // (offset 0) the policy itself, where softplus's slope must come out 1/2.
+      const rng = new Rng(2);
+      const logProbs = (rows: typeof chosen) => tf.tidy(() => Array.from(responseLogProbs(model, rows).dataSync()));
+      const refChosen = logProbs(chosen).map((x) => x + (rng.next() * 2 - 1) * offset);
+      const refRejected = logProbs(rejected).map((x) => x + (rng.next() * 2 - 1) * offset);
+      const [beta, scale] = [0.5, 0.5];
+      const b = padPromptResponse([...chosen, ...rejected], 0);
+      const inputs = {
+        ids: tf.tensor2d(b.ids, undefined, 'int32'), mask: tf.tensor2d(b.mask, undefined, 'int32'), targets: tf.tensor2d(b.targets, undefined, 'int32'),
+        weights: tf.tensor2d(b.lossMask, undefined, 'float32'), reference: tf.tensor1d([...refChosen, ...refRejected]), beta: tf.scalar(beta), scale: tf.scalar(scale),
+        ...(nllWeight ? { nllWeight: tf.scalar(nllWeight), invLengths: tf.tensor1d(part.map((p) => 1 / p.chosen.length)) } : {}),
+      };
+      const before = tf.memory().numTensors;
+      const fromGraph = runTrainGraph(graph, model, inputs);
+      const eager = tf.variableGrads(() => {
+        const c = responseLogProbs(model, chosen, 0, { training: true });
+        const r = responseLogProbs(model, rejected, 0, { training: true });
+        const nll = nllWeight ? { weight: nllWeight, chosenLengths: tf.tensor1d(part.map((p) => p.chosen.length)) } : undefined;
+        return tf.mul(dpoLoss(c, r, tf.tensor1d(refChosen), tf.tensor1d(refRejected), beta, loss, nll), scale) as tf.Scalar;
+      }, model.trainableVariables());
+      const value = fromGraph.loss.dataSync()[0]!;
+      assert.ok(Math.abs(value - eager.value.dataSync()[0]!) < 1e-5, `loss ${value} vs ${eager.value.dataSync()[0]}`);
+      const policy = [...logProbs(chosen), ...logProbs(rejected)];
+      const logps = fromGraph.logps!.dataSync();
+      assert.equal(logps.length, 6);
+      logps.forEach((x, i) => assert.ok(Math.abs(x - policy[i]!) < 1e-4, `log-prob ${i}: ${x} vs ${policy[i]}`));
+      for (const [name, v] of model.params) {
+        const [diff, size] = gap(fromGraph.grads[v.name]!, eager.grads[v.name]!);
+        assert.ok(size > 0, `${name}: an all-zero eager gradient tests nothing`);
+        assert.ok(diff <= 1e-5 * Math.max(1, size), `${name}: gradients differ by ${diff} (scale ${size})`);
+      }
+      tf.dispose([fromGraph.loss, fromGraph.logps!, ...Object.values(fromGraph.grads), eager.value, ...Object.values(eager.grads)]);
+      assert.equal(tf.memory().numTensors, before, 'tensors left behind');
+      tf.dispose(Object.values(inputs));
+      model.dispose();
+    });
+  }
+
+  it('DPO through the graph ends with the eager run\'s weights and metrics, with a flat tensor count', async (t) => {
+    if (!graphsAvailable()) return t.diagnostic(`no graphs on ${tf.getBackend()}`);
+    const config = CONFIGS[0]![1];
+    const data = preferencePairs(16, config.vocabSize, 11);
+    const settings: DpoSettings = {
+      lr: 5e-3, lrEnd: 5e-4, schedule: 'cosine', warmupSteps: 2, batchSize: 8, gradientAccumulation: 2, epochs: 100, dropout: 0,
+      weightDecay: 0.01, gradClip: 1, checkpointEverySteps: 1000, checkpointEverySeconds: 3600, seed: 2, beta: 0.1, loss: 'sigmoid', nllWeight: 1, maxSteps: 15,
+    };
+    const run = async (graphs: boolean) => {
+      const model = DecoderModel.initialise(config, 8);
+      const counts: number[] = [];
+      const result = await withGraphs(graphs, () => trainDpo(model, data, settings, { onProgress: () => counts.push(tf.memory().numTensors) }));
+      const weights = await model.weights();
+      model.dispose();
+      return { result, weights, counts };
+    };
+    const graph = await run(true);
+    const eager = await run(false);
+    assert.equal(new Set(graph.counts.slice(1)).size, 1, `tensor count per step: ${[...new Set(graph.counts)].join(', ')}`);
+    const [first, last] = [graph.result.history[0]!, graph.result.history.at(-1)!];
+    assert.ok(last['rewards/margins'] > first['rewards/margins'] + 0.05, `margins should grow: ${first['rewards/margins']} → ${last['rewards/margins']}`);
+    for (const [i, h] of graph.result.history.entries()) {
+      const e = eager.result.history[i]!;
+      for (const key of ['loss', 'rewards/margins', 'logps/chosen', 'logps/rejected', 'grad_norm'] as const) {
+        assert.ok(Math.abs(h[key] - e[key]) < 1e-3 * Math.max(1, Math.abs(e[key])), `step ${h.step} ${key}: ${h[key]} vs ${e[key]}`);
+      }
+    }
+    let worst = 0;
+    for (const [name, w] of graph.weights) {
+      const e = eager.weights.get(name)!.data;
+      for (let i = 0; i < w.data.length; i++) worst = Math.max(worst, Math.abs(w.data[i]! - e[i]!));
+    }
+    assert.ok(worst < 1e-4, `weights after 15 steps differ by ${worst}`);
   });
 
   it('seed 0 initialises the same weights every time (tfjs reads a 0 seed as none)', async () => {
