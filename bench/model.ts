@@ -8,6 +8,7 @@
  *
  *   npm run bench:model                         # tfjs only
  *   SRLM_TORCH_PYTHON=~/venv/bin/python npm run bench:model
+ *   BENCH_ROUNDS=3 SRLM_TORCH_PYTHON=… npm run bench:model   (three rounds, each ours then torch; medians)
  *   BENCH_BACKENDS=tensorflow,wasm BENCH_CONFIGS=llama-0.8m npm run bench:model   (default: tensorflow, both sizes)
  */
 import { spawnSync } from 'node:child_process';
@@ -102,29 +103,59 @@ interface TorchResult {
   torch: string;
 }
 
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const n = s.length;
+  return n % 2 ? s[(n - 1) / 2]! : (s[n / 2 - 1]! + s[n / 2]!) / 2;
+}
+
+/** Each figure's median over rounds (the rounds measure the same things in the same order). */
+function medianMeasure(ms: Measure[]): Measure {
+  const first = ms[0]!;
+  return {
+    ...first,
+    train: { ...first.train, tokensPerSecond: median(ms.map((m) => m.train.tokensPerSecond)) },
+    generate: first.generate.map((g, i) => ({ ...g, tokensPerSecond: median(ms.map((m) => m.generate[i]!.tokensPerSecond)) })),
+    dpo: { eager: median(ms.map((m) => m.dpo.eager)), ...(first.dpo.graph === undefined ? {} : { graph: median(ms.map((m) => m.dpo.graph!)) }) },
+  };
+}
+
+function medianTorch(ts: TorchResult[]): TorchResult {
+  const first = ts[0]!;
+  return {
+    ...first,
+    train: { tokens_per_second: median(ts.map((t) => t.train.tokens_per_second)) },
+    generate: first.generate.map((g, i) => ({ ...g, tokens_per_second: median(ts.map((t) => t.generate[i]!.tokens_per_second)) })),
+  };
+}
+
 async function main(): Promise<void> {
   if (process.argv[2] === '--child') return child(process.argv[3]!);
   const configs = (process.env.BENCH_CONFIGS ?? 'llama-0.8m,llama-7m').split(',');
   // wasm and cpu train 10-100× slower (22 minutes for both sizes with wasm): opt in with BENCH_BACKENDS.
   const backends = (process.env.BENCH_BACKENDS ?? 'tensorflow').split(',');
   const torchPython = process.env.SRLM_TORCH_PYTHON;
-  console.log(`model throughput (node ${process.version}, ${cpus().length} cores); training B16×T128 AdamW; generation greedy, prompt 16, 32 new tokens`);
+  const rounds = Math.max(1, Math.floor(Number(process.env.BENCH_ROUNDS ?? 1)) || 1);
+  console.log(`model throughput (node ${process.version}, ${cpus().length} cores); training B16×T128 AdamW; generation greedy, prompt 16, 32 new tokens${rounds > 1 ? `; medians of ${rounds} rounds` : ''}`);
   for (const config of configs) {
-    const rows: Measure[] = [];
-    for (const backend of backends) {
-      const res = spawnSync(process.execPath, [__filename, '--child', config], { env: { ...process.env, SRLM_BACKEND: backend }, encoding: 'utf8', timeout: 1_800_000 });
-      if (res.status !== 0) {
-        console.log(`  ${config} on ${backend}: not measured (${(res.stderr || '').trim().split('\n').pop()})`);
-        continue;
+    // Each round measures every backend and then PyTorch, so a slow spell on this shared machine
+    // falls on both sides of a ratio; the table gives each figure's median over the rounds.
+    const measured: Measure[][] = backends.map(() => []);
+    const torchRuns: TorchResult[] = [];
+    for (let round = 0; round < rounds; round++) {
+      backends.forEach((backend, i) => {
+        const res = spawnSync(process.execPath, [__filename, '--child', config], { env: { ...process.env, SRLM_BACKEND: backend }, encoding: 'utf8', timeout: 1_800_000 });
+        if (res.status === 0) measured[i]!.push(JSON.parse(res.stdout.trim().split('\n').pop()!) as Measure);
+        else if (round === 0) console.log(`  ${config} on ${backend}: not measured (${(res.stderr || '').trim().split('\n').pop()})`);
+      });
+      if (torchPython) {
+        const res = spawnSync(torchPython, [path.join(ROOT, 'bench', 'torch_baseline.py'), '--config', path.join(CONFIG_DIR, `${config}.json`)], { encoding: 'utf8', timeout: 1_800_000 });
+        if (res.status === 0) torchRuns.push(JSON.parse(res.stdout) as TorchResult);
+        else if (round === 0) console.log(`  PyTorch baseline failed: ${res.stderr.trim().split('\n').pop()}`);
       }
-      rows.push(JSON.parse(res.stdout.trim().split('\n').pop()!) as Measure);
     }
-    let torch: TorchResult | undefined;
-    if (torchPython) {
-      const res = spawnSync(torchPython, [path.join(ROOT, 'bench', 'torch_baseline.py'), '--config', path.join(CONFIG_DIR, `${config}.json`)], { encoding: 'utf8', timeout: 1_800_000 });
-      if (res.status === 0) torch = JSON.parse(res.stdout) as TorchResult;
-      else console.log(`  PyTorch baseline failed: ${res.stderr.trim().split('\n').pop()}`);
-    }
+    const rows = measured.filter((m) => m.length > 0).map(medianMeasure);
+    const torch = torchRuns.length ? medianTorch(torchRuns) : undefined;
     const params = rows[0]?.parameters;
     console.log(`\n${config} (${params ? `${(params / 1e6).toFixed(2)}M parameters` : '?'})`);
     const header = ['', 'train tok/s', 'gen b1 cache', 'gen b1 none', 'gen b32 cache', 'gen b32 none'];
@@ -153,6 +184,11 @@ async function main(): Promise<void> {
           ratio(gen(r.generate, 32, true), gen(torch.generate, 32, true)),
           ratio(gen(r.generate, 32, false), gen(torch.generate, 32, false)),
         ].map((x) => x.padStart(14))].join(''));
+      }
+      const ours = measured.find((m) => m.length === torchRuns.length);
+      if (rounds > 1 && ours) {
+        const each = (f: (m: Measure, t: TorchResult) => number | undefined) => ours.map((m, i) => (f(m, torchRuns[i]!) ?? NaN).toFixed(2)).join(' / ');
+        console.log(`  per round, ${ours[0]!.backend}/torch: train ${each((m, t) => m.train.tokensPerSecond / t.train.tokens_per_second)}; gen b32 cache ${each((m, t) => gen(m.generate, 32, true)! / gen(t.generate, 32, true)!)}`);
       }
     }
   }
