@@ -2,7 +2,10 @@
  * DPO training: the policy starts as the reference; the reference's summed response log-probs are
  * computed once (eval mode), stored with the training state, and never recomputed — a resumed run
  * reads them back instead of asking the half-trained policy. Optimizer, schedule, clipping,
- * accumulation and exact resume work as in SFT (see sft.ts); metrics carry TRL's names.
+ * accumulation and exact resume work as in SFT (see sft.ts); metrics carry TRL's names. On the
+ * native backend a micro-batch is one call of the training graph with DPO's objective
+ * (model/train-graph.ts), which also returns the policy's log-probs; elsewhere, with dropout, or
+ * with one-hots too large for the graph, it runs eagerly through dpo-loss.ts.
  */
 import { createHash } from 'node:crypto';
 import * as tf from '@tensorflow/tfjs-core';
