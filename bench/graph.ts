@@ -6,7 +6,9 @@
  *  1. dispatch: 150 elementwise ops on [32, 128], eager ops against one graph call;
  *  2. BatchMatMulV2 against BatchMatMulV3 in a graph (50 chained [32, 128]·[128, 128]);
  *  3. a cached decode step of each bench/configs model at batch 1 and 32 (prefix 32), in a session
- *     of one thread against one of libtensorflow's default (what `graphThreads` chooses between).
+ *     of one thread against one of libtensorflow's default (what `graphThreads` chooses between);
+ *  4. sampling one row on the host (`chooseToken`) at three vocabulary sizes, against the comparator
+ *     sort of the ids it replaced.
  *
  *   npm run bench:graph
  */
@@ -17,6 +19,8 @@ import { GraphBuilder, graphsAvailable, type Attr, type GraphFunction } from '..
 import { fromHfConfig } from '../core/model/config';
 import { DecoderModel } from '../core/model/decoder';
 import { forwardGraph, graphThreads, runForwardGraph } from '../core/model/forward-graph';
+import { chooseToken } from '../core/model/generate';
+import { Rng } from '../core/random';
 import * as tf from '@tensorflow/tfjs-core';
 
 const ROUNDS = 15;
@@ -120,6 +124,20 @@ async function main(): Promise<void> {
       tf.dispose([ids, positions, mask, ...past.flatMap((p) => [p.k, p.v])]);
     }
     model.dispose();
+  }
+
+  // 4. Host sampling per row (after each step's logits come back): chooseToken at T 0.7, top-p 0.9,
+  // against the comparator sort of the ids alone, which is what it used to do first.
+  for (const V of [259, 32000, 128256]) {
+    const rng = new Rng(V);
+    const logits = Float32Array.from({ length: V }, () => (rng.next() * 2 - 1) * 8);
+    const draws = new Rng(1);
+    const calls = V < 1000 ? 200 : 3;
+    const t = compare({
+      chooseToken: () => chooseToken(logits, { maxNewTokens: 1, temperature: 0.7, topP: 0.9 }, draws),
+      comparatorSort: () => Array.from(logits.keys()).sort((a, b) => logits[b]! - logits[a]! || a - b),
+    }, calls);
+    console.log(`sampling one row, vocabulary ${V}: chooseToken ${ms(t.chooseToken!)}, a comparator sort of the ids alone ${ms(t.comparatorSort!)}`);
   }
 }
 

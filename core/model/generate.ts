@@ -45,6 +45,35 @@ export interface GenerateResult {
   finishReasons: FinishReason[];
 }
 
+/**
+ * Token ids in order of descending logit, ties by ascending id: the order sampling walks. A
+ * comparator sort of V ids costs about 70 µs at V = 259 and 19 ms at V = 32,000 per row and step,
+ * more than a small model's whole decode step, so the ids are sorted as numbers instead: each
+ * logit's float32 bits, mapped to an unsigned integer that orders like the floats and then
+ * inverted (descending), times 2^bits plus the id, is an integer below 2^53 that a Float64Array
+ * sorts natively into exactly the comparator's order (same logits tie by id; −0 counts as +0).
+ */
+export function sortedIds(logits: Float32Array): Uint32Array {
+  const V = logits.length;
+  const bits = Math.max(1, Math.ceil(Math.log2(V)));
+  if (bits > 21) return Uint32Array.from(Array.from(logits.keys()).sort((a, b) => logits[b]! - logits[a]! || a - b));
+  const scale = 2 ** bits;
+  const value = new Float32Array(1);
+  const raw = new Uint32Array(value.buffer);
+  const keys = new Float64Array(V);
+  for (let i = 0; i < V; i++) {
+    value[0] = logits[i]! + 0; // −0 → +0
+    const u = raw[0]!;
+    const ordered = u & 0x80000000 ? ~u >>> 0 : (u | 0x80000000) >>> 0; // ascending like the floats
+    keys[i] = (0xffffffff - ordered) * scale + i;
+  }
+  keys.sort();
+  const ids = new Uint32Array(V);
+  const inverse = 1 / scale; // exact: scale is a power of two
+  for (let i = 0; i < V; i++) ids[i] = keys[i]! - Math.floor(keys[i]! * inverse) * scale;
+  return ids;
+}
+
 /** Chooses a token from one logits row (`rng`: the row's own generator, default options.rng). */
 export function chooseToken(logits: Float32Array, options: GenerateOptions, rng: Rng | undefined = options.rng): number {
   if (options.greedy) {
@@ -55,17 +84,21 @@ export function chooseToken(logits: Float32Array, options: GenerateOptions, rng:
   if (!rng) throw new InvalidInputError('sampling needs a seeded rng (or greedy: true)');
   const temperature = options.temperature ?? 1;
   if (!(temperature > 0)) throw new InvalidInputError(`temperature must be > 0 (got ${temperature}); use greedy for argmax`);
-  const order = Array.from(logits.keys()).sort((a, b) => logits[b]! - logits[a]! || a - b);
+  const order = sortedIds(logits);
   const k = options.topK && options.topK > 0 ? Math.min(options.topK, order.length) : order.length;
-  const top = order.slice(0, k);
-  const maxLogit = logits[top[0]!]! / temperature;
-  const weights = top.map((i) => Math.exp(logits[i]! / temperature - maxLogit));
-  const total = weights.reduce((a, b) => a + b, 0);
+  // Weights of the k best in order, and their total, summed in that order.
+  const maxLogit = logits[order[0]!]! / temperature;
+  const weights = new Float64Array(k);
+  let total = 0;
+  for (let i = 0; i < k; i++) {
+    weights[i] = Math.exp(logits[order[i]!]! / temperature - maxLogit);
+    total += weights[i]!;
+  }
   const topP = options.topP ?? 1;
-  let keep = top.length;
+  let keep = k;
   if (topP < 1) {
     let cumulative = 0;
-    for (let i = 0; i < top.length; i++) {
+    for (let i = 0; i < k; i++) {
       cumulative += weights[i]! / total;
       if (cumulative >= topP) {
         keep = i + 1;
@@ -73,14 +106,14 @@ export function chooseToken(logits: Float32Array, options: GenerateOptions, rng:
       }
     }
   }
-  const kept = weights.slice(0, keep);
-  const keptTotal = kept.reduce((a, b) => a + b, 0);
+  let keptTotal = 0;
+  for (let i = 0; i < keep; i++) keptTotal += weights[i]!;
   let u = rng.next() * keptTotal;
   for (let i = 0; i < keep; i++) {
-    u -= kept[i]!;
-    if (u < 0) return top[i]!;
+    u -= weights[i]!;
+    if (u < 0) return order[i]!;
   }
-  return top[keep - 1]!;
+  return order[keep - 1]!;
 }
 
 function endsWith(tokens: number[], suffix: number[]): boolean {
