@@ -52,6 +52,30 @@ function batch(lengths: number[], T: number, vocab: number, seed: number) {
   return { ids, targets, mask, lossMask, tokens };
 }
 
+/**
+ * Trains a fresh model (seed 8) through the graph and then eagerly; asserts that the graph run's
+ * tensor count stays flat from step to step. Returns both runs' results and the largest weight gap.
+ */
+async function bothPaths<R>(config: ModelConfig, train: (model: DecoderModel, onProgress: () => void) => Promise<R>): Promise<{ graph: R; eager: R; worst: number }> {
+  const run = async (graphs: boolean) => {
+    const model = DecoderModel.initialise(config, 8);
+    const counts: number[] = [];
+    const result = await withGraphs(graphs, () => train(model, () => counts.push(tf.memory().numTensors)));
+    const weights = await model.weights();
+    model.dispose();
+    return { result, weights, counts };
+  };
+  const graph = await run(true);
+  const eager = await run(false);
+  assert.equal(new Set(graph.counts.slice(1)).size, 1, `tensor count per step: ${[...new Set(graph.counts)].join(', ')}`);
+  let worst = 0;
+  for (const [name, w] of graph.weights) {
+    const e = eager.weights.get(name)!.data;
+    for (let i = 0; i < w.data.length; i++) worst = Math.max(worst, Math.abs(w.data[i]! - e[i]!));
+  }
+  return { graph: graph.result, eager: eager.result, worst };
+}
+
 describe('training graph', () => {
   before(async () => {
     await initBackend(undefined, () => undefined);
@@ -112,26 +136,11 @@ describe('training graph', () => {
       lr: 1e-2, lrEnd: 1e-3, schedule: 'cosine' as const, warmupSteps: 2, batchSize: 8, gradientAccumulation: 2, epochs: 1, dropout: 0,
       weightDecay: 0.01, gradClip: 1, maxSeqLen: 16, checkpointEverySteps: 1000, checkpointEverySeconds: 3600, seed: 4, maxSteps: 20,
     };
-    const run = async (graphs: boolean) => {
-      const model = DecoderModel.initialise(config, 8);
-      const counts: number[] = [];
-      const result = await withGraphs(graphs, () => trainSft(model, examples, settings, { onProgress: () => counts.push(tf.memory().numTensors) }));
-      const weights = await model.weights();
-      model.dispose();
-      return { result, weights, counts };
-    };
-    const graph = await run(true);
-    const eager = await run(false);
-    assert.equal(new Set(graph.counts.slice(1)).size, 1, `tensor count per step: ${[...new Set(graph.counts)].join(', ')}`);
-    const first = graph.result.losses[0]!.loss;
-    const last = graph.result.losses.at(-1)!.loss;
+    const { graph, eager, worst } = await bothPaths(config, (model, onProgress) => trainSft(model, examples, settings, { onProgress }));
+    const first = graph.losses[0]!.loss;
+    const last = graph.losses.at(-1)!.loss;
     assert.ok(last < first - 0.5, `the loss should fall: ${first} → ${last}`);
-    for (const [i, l] of graph.result.losses.entries()) assert.ok(Math.abs(l.loss - eager.result.losses[i]!.loss) < 1e-3, `step ${l.step}: loss ${l.loss} vs ${eager.result.losses[i]!.loss}`);
-    let worst = 0;
-    for (const [name, w] of graph.weights) {
-      const e = eager.weights.get(name)!.data;
-      for (let i = 0; i < w.data.length; i++) worst = Math.max(worst, Math.abs(w.data[i]! - e[i]!));
-    }
+    for (const [i, l] of graph.losses.entries()) assert.ok(Math.abs(l.loss - eager.losses[i]!.loss) < 1e-3, `step ${l.step}: loss ${l.loss} vs ${eager.losses[i]!.loss}`);
     assert.ok(worst < 1e-4, `weights after 20 steps differ by ${worst}`);
   });
 
@@ -192,29 +201,14 @@ describe('training graph', () => {
       lr: 5e-3, lrEnd: 5e-4, schedule: 'cosine', warmupSteps: 2, batchSize: 8, gradientAccumulation: 2, epochs: 100, dropout: 0,
       weightDecay: 0.01, gradClip: 1, checkpointEverySteps: 1000, checkpointEverySeconds: 3600, seed: 2, beta: 0.1, loss: 'sigmoid', nllWeight: 1, maxSteps: 15,
     };
-    const run = async (graphs: boolean) => {
-      const model = DecoderModel.initialise(config, 8);
-      const counts: number[] = [];
-      const result = await withGraphs(graphs, () => trainDpo(model, data, settings, { onProgress: () => counts.push(tf.memory().numTensors) }));
-      const weights = await model.weights();
-      model.dispose();
-      return { result, weights, counts };
-    };
-    const graph = await run(true);
-    const eager = await run(false);
-    assert.equal(new Set(graph.counts.slice(1)).size, 1, `tensor count per step: ${[...new Set(graph.counts)].join(', ')}`);
-    const [first, last] = [graph.result.history[0]!, graph.result.history.at(-1)!];
+    const { graph, eager, worst } = await bothPaths(config, (model, onProgress) => trainDpo(model, data, settings, { onProgress }));
+    const [first, last] = [graph.history[0]!, graph.history.at(-1)!];
     assert.ok(last['rewards/margins'] > first['rewards/margins'] + 0.05, `margins should grow: ${first['rewards/margins']} → ${last['rewards/margins']}`);
-    for (const [i, h] of graph.result.history.entries()) {
-      const e = eager.result.history[i]!;
+    for (const [i, h] of graph.history.entries()) {
+      const e = eager.history[i]!;
       for (const key of ['loss', 'rewards/margins', 'logps/chosen', 'logps/rejected', 'grad_norm'] as const) {
         assert.ok(Math.abs(h[key] - e[key]) < 1e-3 * Math.max(1, Math.abs(e[key])), `step ${h.step} ${key}: ${h[key]} vs ${e[key]}`);
       }
-    }
-    let worst = 0;
-    for (const [name, w] of graph.weights) {
-      const e = eager.weights.get(name)!.data;
-      for (let i = 0; i < w.data.length; i++) worst = Math.max(worst, Math.abs(w.data[i]! - e[i]!));
     }
     assert.ok(worst < 1e-4, `weights after 15 steps differ by ${worst}`);
   });
