@@ -11,7 +11,7 @@ import { openStore } from '../core/store/open';
 import { INSTRUCTION_TEMPLATE, formatPrompt, templateFromTokenizerConfig } from '../core/tokenizer/template';
 import { preferencePair } from '../core/method/examples';
 import { loadTextModel, saveTextModel } from '../core/method/text-model';
-import { trainDpo } from '../core/train/dpo';
+import { trainDpo, type DpoProgress } from '../core/train/dpo';
 import { ByteTokenizer, HfTokenizer, type TextTokenizer } from '../core/tokenizer/tokenizer';
 import { trainSft, type SftExample } from '../core/train/sft';
 import { TrainingStateStore } from '../core/train/state';
@@ -175,14 +175,19 @@ export async function trainDpoCommand(opts: TrainDpoCliOptions): Promise<void> {
   const store = stateStore(opts);
   const stop = stopOnSignal();
   const started = Date.now();
+  let metrics: DpoProgress | undefined; // the step's metrics, printed with its progress
   const result = await trainDpo(tm.model, pairs, { ...settings, seed, ...(maxSteps ? { maxSteps } : {}) }, {
     state: new TrainingStateStore(store, 'dpo'),
     backend: backend.name,
     signal: stop.signal,
     onMetrics: (m) => {
-      if (m.step === 1 || m.step % 10 === 0 || m.step === m.total) {
+      metrics = m;
+    },
+    onProgress: (p) => {
+      const m = metrics;
+      if (m && (m.step === 1 || m.step % 10 === 0 || m.step === m.total)) {
         process.stderr.write(
-          `step ${m.step}/${m.total}  loss ${m.loss.toFixed(4)}  rewards/accuracies ${m['rewards/accuracies'].toFixed(3)}  rewards/margins ${m['rewards/margins'].toFixed(4)}  grad_norm ${m.grad_norm.toFixed(3)}  lr ${m.learning_rate.toExponential(2)}\n`,
+          `step ${m.step}/${m.total}  loss ${m.loss.toFixed(4)}  rewards/accuracies ${m['rewards/accuracies'].toFixed(3)}  rewards/margins ${m['rewards/margins'].toFixed(4)}  grad_norm ${m.grad_norm.toFixed(3)}  lr ${m.learning_rate.toExponential(2)}  ${Math.round(p.tokensPerSecond)} tok/s\n`,
         );
       }
     },

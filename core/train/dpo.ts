@@ -131,6 +131,9 @@ export async function trainDpo(model: DecoderModel, pairs: PreferencePair[], s: 
     // The training graph, where the backend runs graphs and a micro-batch fits (trainGraphUsable).
     let graph: GraphFunction | undefined;
     let lastSave = Date.now();
+    // Input tokens (chosen and rejected rows) since the last progress report, for tokens/s.
+    let windowStart = Date.now();
+    let windowTokens = 0;
     const save = async () => {
       if (!hooks.state) return;
       const info: TrainStateInfo = { step, totalSteps, fingerprint, backend: hooks.backend ?? tf.getBackend(), lossHistory: history.map((h) => ({ step: h.step, loss: h.loss })), savedAt: new Date().toISOString() };
@@ -147,6 +150,7 @@ export async function trainDpo(model: DecoderModel, pairs: PreferencePair[], s: 
       }
       const epoch = order.epoch(step);
       const indices = order.batch(step);
+      for (const i of indices) windowTokens += 2 * pairs[i]!.prompt.length + pairs[i]!.chosen.length + pairs[i]!.rejected.length - 2;
       const accumulated = new GradientAccumulator(model.params);
       const pol = { chosen: [] as number[], rejected: [] as number[] };
       for (let m = 0; m < s.gradientAccumulation; m++) {
@@ -190,7 +194,10 @@ export async function trainDpo(model: DecoderModel, pairs: PreferencePair[], s: 
       const progress: DpoProgress = { step, total: totalSteps, ...metrics, grad_norm: norm, learning_rate: lr };
       history.push(progress);
       hooks.onMetrics?.(progress);
-      hooks.onProgress?.({ step, total: totalSteps, epoch, loss: metrics.loss, lr, gradNorm: norm, tokensPerSecond: 0 });
+      const now = Date.now();
+      hooks.onProgress?.({ step, total: totalSteps, epoch, loss: metrics.loss, lr, gradNorm: norm, tokensPerSecond: (windowTokens * 1000) / Math.max(1, now - windowStart) });
+      windowStart = now;
+      windowTokens = 0;
       if (step < totalSteps && (step % s.checkpointEverySteps === 0 || Date.now() - lastSave >= s.checkpointEverySeconds * 1000)) await save();
     }
     await save();
