@@ -281,13 +281,19 @@ export async function dpoStep(ctx: StepContext, input: { runId: string; config: 
       if (rows.length === 0) throw new TrainingFailedError(`iteration ${input.iteration} has no preference pairs to train on (every prompt's candidates tied or failed to parse)`);
       const pairs = rows.map((r) => preferencePair(tm, r, s.maxSeqLen));
       const batchSize = Math.min(s.batchSize, pairs.length - (pairs.length % s.gradientAccumulation) || s.gradientAccumulation);
+      let metrics: DpoProgress | undefined;
       const result = await trainDpo(tm.model, pairs, { ...s, batchSize, seed: input.config.seed + input.iteration }, {
         state: new TrainingStateStore(ctx.store, `${key}/state`),
         backend: ctx.backend,
         ...(ctx.signal ? { signal: ctx.signal } : {}),
         onMetrics: (m) => {
           if (!Number.isFinite(m.loss)) throw new TrainingFailedError(`DPO diverged at step ${m.step}: loss ${m.loss}; retry the iteration with a lower dpo.lr`);
-          ctx.heartbeat({ phase: `DPO iteration ${input.iteration}`, step: m.step, total: m.total, stateUri: ctx.store.uriFor(`${key}/state`), metrics: { loss: m.loss, 'rewards/accuracies': m['rewards/accuracies'], 'rewards/margins': m['rewards/margins'], grad_norm: m.grad_norm, learning_rate: m.learning_rate } });
+          metrics = m;
+        },
+        // After each step's metrics: the heartbeat carries them with the step's tokens/s.
+        onProgress: (p) => {
+          const m = metrics!;
+          ctx.heartbeat({ phase: `DPO iteration ${input.iteration}`, step: m.step, total: m.total, stateUri: ctx.store.uriFor(`${key}/state`), metrics: { loss: m.loss, 'rewards/accuracies': m['rewards/accuracies'], 'rewards/margins': m['rewards/margins'], grad_norm: m.grad_norm, learning_rate: m.learning_rate, tokens_per_second: p.tokensPerSecond } });
         },
       });
       if (result.stopped) throw new StepInterruptedError(`DPO stopped at step ${result.step}; it resumes from its saved state`);
