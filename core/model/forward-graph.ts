@@ -62,7 +62,7 @@ function buildForward(c: ModelConfig): { graph: GraphBuilder; outputs: Record<st
   const mask = g.input('mask', 'float32');
   const params = new Map<string, Ref>();
   const param = (name: string) => params.get(name) ?? params.set(name, g.input(name, 'float32')).get(name)!;
-  const { norm, linear, mlp, rotary: rotate } = graphBlocks(g, c, param);
+  const { norm, linear, mlp, queryKeyValue } = graphBlocks(g, c, param);
 
   const Bd = g.dim(ids, 0, 'int32');
   const Td = g.dim(ids, 1, 'int32');
@@ -74,7 +74,6 @@ function buildForward(c: ModelConfig): { graph: GraphBuilder; outputs: Record<st
   // RoPE factors per token [B·T, 1, D], shared by every head.
   const cos = llama ? g.gather(g.input('cos', 'float32'), flatPos) : undefined;
   const sin = llama ? g.gather(g.input('sin', 'float32'), flatPos) : undefined;
-  const rotary = (x: Ref): Ref => rotate(x, cos!, sin!);
 
   const outputs: Record<string, { ref: Ref; dtype: 'float32' | 'int32' }> = {};
   const past = Array.from({ length: c.numLayers }, (_, i) => ({ k: g.input(`k${i}`, 'float32'), v: g.input(`v${i}`, 'float32') }));
@@ -94,10 +93,7 @@ function buildForward(c: ModelConfig): { graph: GraphBuilder; outputs: Record<st
     // q, k, v heads [B·T, n, D]; RoPE on q and k together.
     const x = norm(h, `${l}.norm1`);
     const qkv = g.reshape(linear(x, `${l}.attn.qkv`), [-1, N, D]);
-    const [q0, k0, v] = g.split(qkv, [H, K, K], 1);
-    let [q, k] = [q0!, k0!];
-    if (llama) [q, k] = g.split(rotary(g.concat([q, k], 1)), [H, K], 1) as [Ref, Ref];
-    q = g.binary('Mul', q, g.constant(1 / Math.sqrt(D), 'float32'));
+    const [q, k, v] = queryKeyValue(qkv, cos, sin);
     const heads = (y: Ref, n: number) => g.transpose(g.reshapeTo(y, g.shape([Bd, Td, n, D])), [0, 2, 1, 3]); // [B, n, T, D]
     const keys = g.concat([past[i]!.k, heads(k, K)], 2); // [B, K, S, D]
     const values = g.concat([past[i]!.v, heads(v!, K)], 2);

@@ -14,8 +14,11 @@ export interface GraphBlocks {
   linear(x: Ref, name: string): Ref;
   /** SwiGLU (Llama) or tanh-GELU (GPT-2) MLP, without the down projection's residual. */
   mlp(x: Ref, layer: string): Ref;
-  /** RoPE on [rows, heads, D] with cos and sin [rows, 1, D]. */
-  rotary(x: Ref, cos: Ref, sin: Ref): Ref;
+  /**
+   * q (scaled by 1/√D), k and v [rows, n, D] from the fused projection [rows, H + 2K, D]; for Llama
+   * with RoPE, applied to q and k in one go (they are adjacent in the fused layout).
+   */
+  queryKeyValue(qkv: Ref, cos?: Ref, sin?: Ref): [Ref, Ref, Ref];
 }
 
 export function graphBlocks(g: GraphBuilder, c: ModelConfig, param: (name: string) => Ref): GraphBlocks {
@@ -26,6 +29,12 @@ export function graphBlocks(g: GraphBuilder, c: ModelConfig, param: (name: strin
   const linear = (x: Ref, name: string): Ref => {
     const y = g.matMul(x, param(`${name}.weight`));
     return llama ? y : g.binary('AddV2', y, param(`${name}.bias`));
+  };
+  // RoPE on [rows, heads, D] with cos and sin [rows, 1, D].
+  const rotary = (x: Ref, cos: Ref, sin: Ref): Ref => {
+    const [x1, x2] = g.split(x, [D / 2, D / 2], 2);
+    const half = g.concat([g.unary('Neg', x2!), x1!], 2);
+    return g.binary('AddV2', g.binary('Mul', x, cos), g.binary('Mul', half, sin));
   };
   return {
     norm(x, name) {
@@ -49,10 +58,15 @@ export function graphBlocks(g: GraphBuilder, c: ModelConfig, param: (name: strin
       }
       return linear(act, `${l}.mlp.down`);
     },
-    rotary(x, cos, sin) {
-      const [x1, x2] = g.split(x, [D / 2, D / 2], 2);
-      const half = g.concat([g.unary('Neg', x2!), x1!], 2);
-      return g.binary('AddV2', g.binary('Mul', x, cos), g.binary('Mul', half, sin));
+    queryKeyValue(qkv, cos, sin) {
+      const { numHeads: H, numKvHeads: K } = c;
+      let q: Ref, k: Ref, v: Ref;
+      if (llama) {
+        const [qk, values] = g.split(qkv, [H + K, K], 1);
+        [q, k] = g.split(rotary(qk!, cos!, sin!), [H, K], 1) as [Ref, Ref];
+        v = values!;
+      } else [q, k, v] = g.split(qkv, [H, K, K], 1) as [Ref, Ref, Ref];
+      return [g.binary('Mul', q, g.constant(1 / Math.sqrt(D), 'float32')), k, v];
     },
   };
 }

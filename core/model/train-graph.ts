@@ -138,17 +138,13 @@ function buildTrain(c: ModelConfig, dpo?: DpoObjective): { graph: GraphBuilder; 
     const zero = f.input('z', 'float32');
     const d = new Map(dpoInputs.map(([name]) => [name, f.input(name, 'float32')]));
     const bmm = (a: Ref, b: Ref, adjY = false) => f.op('BatchMatMulV2', [a, b], { T: f32, adj_x: { bool: false }, adj_y: { bool: adjY } });
-    const { norm, linear, mlp, rotary: rotate } = graphBlocks(f, c, p);
-    const rotary = (x: Ref): Ref => rotate(x, more.get('cos')!, more.get('sin')!);
+    const { norm, linear, mlp, queryKeyValue } = graphBlocks(f, c, p);
     let h = f.matMul(tokens, p('embed')); // [B·T, C]
     if (!llama) h = f.binary('AddV2', h, f.matMul(more.get('posHot')!, p('pos')));
     for (let i = 0; i < c.numLayers; i++) {
       const l = `layers.${i}`;
       const qkv = f.reshape(linear(norm(h, `${l}.norm1`), `${l}.attn.qkv`), [-1, N, D]);
-      const [q0, k0, v] = f.split(qkv, [H, K, K], 1);
-      let [q, k] = [q0!, k0!];
-      if (llama) [q, k] = f.split(rotary(f.concat([q, k], 1)), [H, K], 1) as [Ref, Ref];
-      q = f.binary('Mul', q, f.constant(1 / Math.sqrt(D), 'float32'));
+      const [q, k, v] = queryKeyValue(qkv, more.get('cos'), more.get('sin'));
       const heads = (y: Ref, s: Ref) => f.transpose(f.reshapeTo(y, s), [0, 2, 1, 3]); // [B, n, T, D]
       const keys = heads(k, shape.btKD);
       const values = heads(v!, shape.btKD);
