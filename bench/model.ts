@@ -35,6 +35,7 @@ async function child(configName: string): Promise<void> {
   const { generate } = await import('../core/model/generate.js');
   const { trainSft } = await import('../core/train/sft.js');
   const { trainDpo } = await import('../core/train/dpo.js');
+  const { withGraphs } = await import('../core/compute/graph.js');
   const { Rng } = await import('../core/random.js');
   const info = await initBackend(undefined, () => undefined);
   const config = fromHfConfig(JSON.parse(readFileSync(path.join(CONFIG_DIR, `${configName}.json`), 'utf8')), configName);
@@ -60,18 +61,14 @@ async function child(configName: string): Promise<void> {
   // the training graph and eagerly (SRLM_GRAPHS=0), timed from the end of the warm-up steps to the
   // last step (the reference log-probs before and the final ones after are not counted).
   const pairs = Array.from({ length: 32 }, () => ({ prompt: ids(16), chosen: ids(64), rejected: ids(64) }));
-  const graphsSetting = process.env.SRLM_GRAPHS;
   for (const mode of slow ? (['eager'] as const) : (['graph', 'eager'] as const)) {
     const policy = DecoderModel.initialise(config, 1);
-    if (mode === 'eager') process.env.SRLM_GRAPHS = '0';
     const dpoSteps = slow ? 1 : 5;
     const times: number[] = [];
-    await trainDpo(policy, pairs, {
+    await withGraphs(mode === 'graph', () => trainDpo(policy, pairs, {
       lr: 1e-4, lrEnd: 1e-4, schedule: 'constant', warmupSteps: 0, batchSize: 16, gradientAccumulation: 1, epochs: 100, dropout: 0,
       weightDecay: 0, gradClip: 1, checkpointEverySteps: 1e9, checkpointEverySeconds: 1e9, seed: 0, maxSteps: 1 + dpoSteps, beta: 0.1, loss: 'sigmoid', nllWeight: 1,
-    }, { onProgress: () => times.push(performance.now()) });
-    if (graphsSetting === undefined) delete process.env.SRLM_GRAPHS;
-    else process.env.SRLM_GRAPHS = graphsSetting;
+    }, { onProgress: () => times.push(performance.now()) }));
     result.dpo[mode] = (32 * 79 * dpoSteps) / ((times.at(-1)! - times[0]!) / 1000);
     policy.dispose();
   }

@@ -73,6 +73,19 @@ export function graphsAvailable(): boolean {
   return nativeApi() !== null;
 }
 
+/**
+ * Runs `f` with graphs on (as configured) or off (as `SRLM_GRAPHS=0`), restoring the setting after:
+ * for comparing the two paths in one process (tests, benchmarks).
+ */
+export function withGraphs<T>(on: boolean, f: () => Promise<T>): Promise<T> {
+  const saved = process.env.SRLM_GRAPHS;
+  if (!on) process.env.SRLM_GRAPHS = '0';
+  return f().finally(() => {
+    if (saved === undefined) delete process.env.SRLM_GRAPHS;
+    else process.env.SRLM_GRAPHS = saved;
+  });
+}
+
 interface NodeSpec {
   name: string;
   op: string;

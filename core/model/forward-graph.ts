@@ -96,7 +96,7 @@ function buildForward(c: ModelConfig): { graph: GraphBuilder; outputs: Record<st
     const [q, k, v] = queryKeyValue(qkv, cos, sin);
     const heads = (y: Ref, n: number) => g.transpose(g.reshapeTo(y, g.shape([Bd, Td, n, D])), [0, 2, 1, 3]); // [B, n, T, D]
     const keys = g.concat([past[i]!.k, heads(k, K)], 2); // [B, K, S, D]
-    const values = g.concat([past[i]!.v, heads(v!, K)], 2);
+    const values = g.concat([past[i]!.v, heads(v, K)], 2);
     outputs[`k${i}`] = { ref: keys, dtype: 'float32' };
     outputs[`v${i}`] = { ref: values, dtype: 'float32' };
     // Grouped queries share their kv head: [B, K, rep·T, D] against [B, K, S, D].

@@ -147,7 +147,7 @@ function buildTrain(c: ModelConfig, dpo?: DpoObjective): { graph: GraphBuilder; 
       const [q, k, v] = queryKeyValue(qkv, more.get('cos'), more.get('sin'));
       const heads = (y: Ref, s: Ref) => f.transpose(f.reshapeTo(y, s), [0, 2, 1, 3]); // [B, n, T, D]
       const keys = heads(k, shape.btKD);
-      const values = heads(v!, shape.btKD);
+      const values = heads(v, shape.btKD);
       // Grouped queries share their kv head: [B, K, rep·T, D] against [B, K, T, D].
       const grouped = f.reshapeTo(heads(q, shape.btHD), shape.bKmD);
       const scores = f.reshapeTo(bmm(grouped, keys, true), shape.bKrTT);

@@ -128,8 +128,11 @@ export async function trainDpo(model: DecoderModel, pairs: PreferencePair[], s: 
     }
     const ref = reference;
     const resumedFrom = step;
-    // The training graph, where the backend runs graphs and a micro-batch fits (trainGraphUsable).
-    let graph: GraphFunction | undefined;
+    // On the native backend each micro-batch (its chosen rows, then its rejected ones) trains as one
+    // graph call (model/train-graph.ts) when the longest pair fits; dropout and very large one-hots
+    // stay eager, as in SFT.
+    const longest = pairs.reduce((n, p) => Math.max(n, p.prompt.length + Math.max(p.chosen.length, p.rejected.length) - 1), 0);
+    const graph = trainGraphUsable(model.config, 2 * micro, longest, s.dropout) ? await trainGraph(model.config, { loss: s.loss, nll: Boolean(s.nllWeight) }) : undefined;
     let lastSave = Date.now();
     // Input tokens (chosen and rejected rows) since the last progress report, for tokens/s.
     let windowStart = Date.now();
@@ -156,9 +159,7 @@ export async function trainDpo(model: DecoderModel, pairs: PreferencePair[], s: 
       for (let m = 0; m < s.gradientAccumulation; m++) {
         const idx = indices.slice(m * micro, (m + 1) * micro);
         const part = idx.map((i) => pairs[i]!);
-        const longest = Math.max(...part.flatMap((p) => [p.prompt.length + p.chosen.length, p.prompt.length + p.rejected.length])) - 1;
-        if (trainGraphUsable(model.config, 2 * micro, longest, s.dropout)) {
-          graph ??= await trainGraph(model.config, { loss: s.loss, nll: Boolean(s.nllWeight) });
+        if (graph) {
           const refs = { chosen: idx.map((i) => ref.chosen[i]!), rejected: idx.map((i) => ref.rejected[i]!) };
           const { value, grads, logps } = graphStep(graph, model, part, refs, s, 1 / s.gradientAccumulation, pad);
           value.dispose();

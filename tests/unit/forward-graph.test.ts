@@ -8,13 +8,12 @@ import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../../core/compute/backend';
-import { GraphBuilder, graphsAvailable } from '../../core/compute/graph';
+import { GraphBuilder, graphsAvailable, withGraphs } from '../../core/compute/graph';
 import { fromHfConfig } from '../../core/model/config';
 import { DecoderModel, positionsFromMask, type LayerCache } from '../../core/model/decoder';
 import { forwardGraph, runForwardGraph } from '../../core/model/forward-graph';
 import { generate } from '../../core/model/generate';
 import { Rng } from '../../core/random';
-import { withGraphs } from '../support/graphs';
 
 const LLAMA = fromHfConfig({ model_type: 'llama', vocab_size: 50, hidden_size: 32, intermediate_size: 40, num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2, max_position_embeddings: 64, rms_norm_eps: 1e-5, tie_word_embeddings: false, rope_theta: 500 });
 const GPT2 = fromHfConfig({ model_type: 'gpt2', vocab_size: 50, n_embd: 32, n_layer: 2, n_head: 4, n_positions: 64, layer_norm_epsilon: 1e-5 });

@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../../core/compute/backend';
-import { graphsAvailable } from '../../core/compute/graph';
+import { graphsAvailable, withGraphs } from '../../core/compute/graph';
 import { fromHfConfig, type ModelConfig } from '../../core/model/config';
 import { DecoderModel, positionsFromMask } from '../../core/model/decoder';
 import { MAX_ONE_HOT, runTrainGraph, trainGraph, trainGraphUsable } from '../../core/model/train-graph';
@@ -20,7 +20,6 @@ import { trainDpo, type DpoSettings, type PreferencePair } from '../../core/trai
 import { dpoLoss, type DpoLossType } from '../../core/train/dpo-loss';
 import { padPromptResponse } from '../../core/train/batches';
 import { responseLogProbs } from '../../core/train/logprobs';
-import { withGraphs } from '../support/graphs';
 
 const CONFIGS: [string, ModelConfig][] = [
   ['llama (GQA, untied)', fromHfConfig({ model_type: 'llama', vocab_size: 60, hidden_size: 32, intermediate_size: 40, num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2, max_position_embeddings: 64, rms_norm_eps: 1e-5, tie_word_embeddings: false, rope_theta: 500 })],
@@ -136,6 +135,8 @@ describe('training graph', () => {
       lr: 1e-2, lrEnd: 1e-3, schedule: 'cosine' as const, warmupSteps: 2, batchSize: 8, gradientAccumulation: 2, epochs: 1, dropout: 0,
       weightDecay: 0.01, gradClip: 1, maxSeqLen: 16, checkpointEverySteps: 1000, checkpointEverySeconds: 3600, seed: 4, maxSteps: 20,
     };
+    // Micro-batches of 4 rows up to maxSeqLen: the trainer takes the graph (else this compares eager with eager).
+    assert.ok(trainGraphUsable(config, 4, settings.maxSeqLen, 0));
     const { graph, eager, worst } = await bothPaths(config, (model, onProgress) => trainSft(model, examples, settings, { onProgress }));
     const first = graph.losses[0]!.loss;
     const last = graph.losses.at(-1)!.loss;
@@ -201,6 +202,8 @@ describe('training graph', () => {
       lr: 5e-3, lrEnd: 5e-4, schedule: 'cosine', warmupSteps: 2, batchSize: 8, gradientAccumulation: 2, epochs: 100, dropout: 0,
       weightDecay: 0.01, gradClip: 1, checkpointEverySteps: 1000, checkpointEverySeconds: 3600, seed: 2, beta: 0.1, loss: 'sigmoid', nllWeight: 1, maxSteps: 15,
     };
+    // Micro-batches of 4 pairs (8 rows) up to 12 tokens: the trainer takes the graph.
+    assert.ok(trainGraphUsable(config, 8, 12, 0));
     const { graph, eager, worst } = await bothPaths(config, (model, onProgress) => trainDpo(model, data, settings, { onProgress }));
     const [first, last] = [graph.history[0]!, graph.history.at(-1)!];
     assert.ok(last['rewards/margins'] > first['rewards/margins'] + 0.05, `margins should grow: ${first['rewards/margins']} → ${last['rewards/margins']}`);
