@@ -100,28 +100,32 @@ async function main(): Promise<void> {
     Object.values(fns).forEach((f) => f.dispose());
   }
 
-  // 3. A cached decode step, one thread against the default.
+  // 3. A cached decode step: the step graph on one thread and on the default, and the general
+  // forward graph (what steps used before the step graph) on one thread.
   for (const name of (process.env.BENCH_CONFIGS ?? 'llama-0.8m,llama-7m').split(',')) {
     const config = fromHfConfig(JSON.parse(readFileSync(path.join(__dirname, '..', '..', 'bench', 'configs', `${name}.json`), 'utf8')), name);
     const model = DecoderModel.initialise(config, 0);
     const parameters = [...model.params.values()].reduce((a, v) => a + v.size, 0);
-    const sessions = { one: await forwardGraph(config, 1), default: await forwardGraph(config, 0) };
+    const sessions = { one: await forwardGraph(config, 1, 'step'), default: await forwardGraph(config, 0, 'step'), general: await forwardGraph(config, 1) };
     for (const B of [1, 32]) {
       const P = 32;
       const kv = () => tf.randomNormal([B, config.numKvHeads, P, config.headDim]) as tf.Tensor4D;
       const past = Array.from({ length: config.numLayers }, () => ({ k: kv(), v: kv() }));
-      const ids = tf.zeros([B, 1], 'int32') as tf.Tensor2D;
-      const positions = tf.fill([B, 1], P, 'int32') as tf.Tensor2D;
+      // The step graph takes ids and positions [B]; the general graph [B, T].
+      const ids = tf.zeros([B], 'int32');
+      const positions = tf.fill([B], P, 'int32');
+      const ids2 = tf.zeros([B, 1], 'int32');
+      const positions2 = tf.fill([B, 1], P, 'int32');
       const mask = tf.ones([B, P + 1]) as tf.Tensor2D;
-      const step = (graph: GraphFunction) => () => {
-        const r = runForwardGraph(graph, model, ids, positions, mask, past);
+      const step = (graph: GraphFunction, x = ids, at = positions) => () => {
+        const r = runForwardGraph(graph, model, x, at, mask, past);
         r.next.dataSync();
         tf.dispose([r.logits, r.next, ...r.present.flatMap((p) => [p.k, p.v])]);
       };
-      const t = compare({ one: step(sessions.one), default: step(sessions.default) }, 20);
+      const t = compare({ one: step(sessions.one), default: step(sessions.default), general: step(sessions.general, ids2, positions2) }, 20);
       const chosen = graphThreads(B, parameters) === 1 ? 'one' : 'default';
-      console.log(`${name} decode step, batch ${B}: one thread ${ms(t.one!)}, default threads ${ms(t.default!)} (generate uses: ${chosen})`);
-      tf.dispose([ids, positions, mask, ...past.flatMap((p) => [p.k, p.v])]);
+      console.log(`${name} decode step, batch ${B}: step graph one thread ${ms(t.one!)}, default threads ${ms(t.default!)} (generate uses: ${chosen}); general forward graph, one thread ${ms(t.general!)}`);
+      tf.dispose([ids, positions, ids2, positions2, mask, ...past.flatMap((p) => [p.k, p.v])]);
     }
     model.dispose();
   }

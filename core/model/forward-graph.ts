@@ -4,10 +4,13 @@
  * each instead of a few hundred eager ops. Both families; the arithmetic is `DecoderModel.forward`'s
  * (the tests hold greedy generations token-identical to transformers through this path).
  *
- * One graph per model shape, built on first use and kept for the process; the model's parameters
- * are inputs, so it serves every model of that shape and never goes stale.
+ * One graph per model shape and kind, built on first use and kept for the process; the model's
+ * parameters are inputs, so it serves every model of that shape and never goes stale. Two kinds:
+ * the general graph (below) runs any number of new tokens over any past, for prompts and uncached
+ * recomputation; the step graph (`buildStep`) runs one new token per row over a past, with fewer
+ * ops (`node dist/bench/graph.js` times both as a decode step).
  *
- * Inputs:
+ * The general graph's inputs:
  *  - `ids`, `positions` [B, T] int32: the new tokens and their positions;
  *  - `mask` [B, ≥ S] float32: 1 for a real token, 0 for padding, over every key position this call
  *    or a later one may see (past + T, and beyond: the graph reads the first S columns);
@@ -25,14 +28,14 @@ import { graphBlocks } from './graph-blocks';
 const graphs = new Map<string, Promise<GraphFunction>>();
 
 /**
- * The forward graph for this model's shape, compiled once per process per thread count (see
- * `graphThreads`).
+ * The forward graph of this kind for this model's shape, compiled once per process per thread
+ * count (see `graphThreads`).
  */
-export function forwardGraph(c: ModelConfig, threads = 0): Promise<GraphFunction> {
-  const key = JSON.stringify([threads, c.family, c.numLayers, c.numHeads, c.numKvHeads, c.headDim, c.hiddenSize, c.intermediateSize, c.vocabSize, c.normEps, c.tieEmbeddings]);
+export function forwardGraph(c: ModelConfig, threads = 0, kind: 'general' | 'step' = 'general'): Promise<GraphFunction> {
+  const key = JSON.stringify([kind, threads, c.family, c.numLayers, c.numHeads, c.numKvHeads, c.headDim, c.hiddenSize, c.intermediateSize, c.vocabSize, c.normEps, c.tieEmbeddings]);
   let found = graphs.get(key);
   if (!found) {
-    const { graph, outputs } = buildForward(c);
+    const { graph, outputs } = kind === 'step' ? buildStep(c) : buildForward(c);
     found = graph.compile(outputs, threads);
     // A failed compile is not kept: the next call tries again.
     found.catch(() => graphs.delete(key));
@@ -118,11 +121,67 @@ function buildForward(c: ModelConfig): { graph: GraphBuilder; outputs: Record<st
 }
 
 /**
- * One forward call through the graph: `ids`/`positions` [B, T], `mask` [B, ≥ P + T] (float32),
- * `past` per layer or undefined for none. The caller disposes every returned tensor.
+ * One cached decode step, one new token per row, as few ops as that allows: with T = 1 the heads
+ * need reshapes, not transposes; every past key is causally visible, so only the padding mask
+ * applies; there is no last position to pick. Shapes are fixed but for B and the past length P.
+ * Inputs: `ids`, `positions` [B] int32, `mask` [B, ≥ P + 1] float32, `k{i}`, `v{i}` [B, K, P, D]
+ * (P ≥ 1), the parameters, and for Llama `cos`, `sin`. Outputs as `buildForward`'s, with P + 1.
+ */
+function buildStep(c: ModelConfig): { graph: GraphBuilder; outputs: Record<string, { ref: Ref; dtype: 'float32' | 'int32' }> } {
+  const { numHeads: H, numKvHeads: K, headDim: D } = c;
+  const N = H + 2 * K;
+  const rep = H / K;
+  const llama = c.family === 'llama';
+  const g = new GraphBuilder();
+  const ids = g.input('ids', 'int32');
+  const pos = g.input('positions', 'int32');
+  const mask = g.input('mask', 'float32');
+  const params = new Map<string, Ref>();
+  const param = (name: string) => params.get(name) ?? params.set(name, g.input(name, 'float32')).get(name)!;
+  const { norm, linear, mlp, queryKeyValue } = graphBlocks(g, c, param);
+
+  let h = g.gather(param('embed'), ids); // [B, C]
+  if (!llama) h = g.binary('AddV2', h, g.gather(param('pos'), pos));
+  const cos = llama ? g.gather(g.input('cos', 'float32'), pos) : undefined; // [B, 1, D]
+  const sin = llama ? g.gather(g.input('sin', 'float32'), pos) : undefined;
+  const past = Array.from({ length: c.numLayers }, (_, i) => ({ k: g.input(`k${i}`, 'float32'), v: g.input(`v${i}`, 'float32') }));
+  // The padding bias of the P + 1 keys: [B, 1, 1, P + 1].
+  const bias = (() => {
+    const P = g.dim(past[0]!.k, 2);
+    const S = g.intOp('AddV2', P, g.constant([1]));
+    const keys = g.slice(mask, g.constant([0, 0]), g.shape([-1, S]));
+    return g.reshapeTo(g.binary('Mul', g.binary('Sub', g.constant(1, 'float32'), keys), g.constant(MASKED, 'float32')), g.shape([-1, 1, 1, S]));
+  })();
+  const outputs: Record<string, { ref: Ref; dtype: 'float32' | 'int32' }> = {};
+  for (let i = 0; i < c.numLayers; i++) {
+    const l = `layers.${i}`;
+    const qkv = g.reshape(linear(norm(h, `${l}.norm1`), `${l}.attn.qkv`), [-1, N, D]); // [B, N, D]
+    const [q, k, v] = queryKeyValue(qkv, cos, sin); // [B, n, D], q scaled, RoPE applied
+    const keys = g.concat([past[i]!.k, g.reshape(k, [-1, K, 1, D])], 2); // [B, K, P + 1, D]
+    const values = g.concat([past[i]!.v, g.reshape(v, [-1, K, 1, D])], 2);
+    outputs[`k${i}`] = { ref: keys, dtype: 'float32' };
+    outputs[`v${i}`] = { ref: values, dtype: 'float32' };
+    // Grouped queries share their kv head: [B, K, rep, D] against [B, K, P + 1, D].
+    const grouped = g.reshape(q, [-1, K, rep, D]);
+    const probs = g.unary('Softmax', g.binary('AddV2', g.batchMatMul(grouped, keys, false, true), bias));
+    const ctx = g.reshape(g.batchMatMul(probs, values), [-1, H * D]); // heads in order h = k·rep + r
+    h = g.binary('AddV2', h, linear(ctx, `${l}.attn.out`));
+    h = g.binary('AddV2', h, mlp(norm(h, `${l}.norm2`), l));
+  }
+  const final = norm(h, 'norm');
+  const logits = c.tieEmbeddings ? g.matMul(final, param('embed'), false, true) : g.matMul(final, param('lmHead'));
+  outputs.logits = { ref: logits, dtype: 'float32' };
+  outputs.next = { ref: g.argMax(logits, 1), dtype: 'int32' };
+  return { graph: g, outputs };
+}
+
+/**
+ * One forward call through a graph: `ids`/`positions` [B, T] (the step graph: [B]), `mask`
+ * [B, ≥ P + T] (float32), `past` per layer or undefined for none (the step graph needs one). The
+ * caller disposes every returned tensor.
  */
 export function runForwardGraph(
-  graph: GraphFunction, model: DecoderModel, ids: tf.Tensor2D, positions: tf.Tensor2D, mask: tf.Tensor2D, past: LayerCache[] | undefined,
+  graph: GraphFunction, model: DecoderModel, ids: tf.Tensor, positions: tf.Tensor, mask: tf.Tensor2D, past: LayerCache[] | undefined,
 ): { logits: tf.Tensor2D; next: tf.Tensor1D; present: LayerCache[] } {
   const c = model.config;
   const inputs: Record<string, tf.Tensor> = { ids, positions, mask };

@@ -168,12 +168,12 @@ async function graphStepper({ model, rows, maskRows, B, L, options, useCache }: 
   const parameters = [...model.params.values()].reduce((a, v) => a + v.size, 0);
   const graphFor = (positions: number) => forwardGraph(model.config, graphThreads(positions, parameters));
   const prompts = await graphFor(B * L);
-  const steps = useCache ? await graphFor(B) : undefined;
+  const steps = useCache ? await forwardGraph(model.config, graphThreads(B, parameters), 'step') : undefined;
   // Every key position's mask, now and for the tokens to come (new tokens are real).
   const mask = tf.tensor2d(maskRows.map((r) => [...r, ...new Array<number>(options.maxNewTokens).fill(1)]), [B, L + options.maxNewTokens], 'float32');
   const nextPos = maskRows.map((r) => r.reduce((a, b) => a + b, 0));
   let cache: LayerCache[] | undefined;
-  const run = async (graph: GraphFunction, ids: tf.Tensor2D, positions: tf.Tensor2D, past: LayerCache[] | undefined) => {
+  const run = async (graph: GraphFunction, ids: tf.Tensor, positions: tf.Tensor, past: LayerCache[] | undefined) => {
     const res = runForwardGraph(graph, model, ids, positions, mask, past);
     tf.dispose([ids, positions]);
     disposeCache(cache);
@@ -203,8 +203,8 @@ async function graphStepper({ model, rows, maskRows, B, L, options, useCache }: 
         const { ids, positions } = all();
         return run(await graphFor(ids.size), ids, positions, undefined);
       }
-      const ids = tf.tensor2d(chosen, [B, 1], 'int32');
-      const positions = tf.tensor2d(nextPos, [B, 1], 'int32');
+      const ids = tf.tensor1d(chosen, 'int32');
+      const positions = tf.tensor1d(nextPos, 'int32');
       for (let b = 0; b < B; b++) nextPos[b]!++;
       return run(steps!, ids, positions, cache);
     },

@@ -35,10 +35,11 @@ describe('forward graph', () => {
   });
 
   for (const [family, config] of [['llama (GQA, untied)', LLAMA], ['gpt2', GPT2]] as const) {
-    it(`${family}: prompts and three cached steps give the eager decoder's logits and cache`, async (t) => {
+    it(`${family}: prompts and three cached steps, through the general and the step graph, give the eager decoder's logits and cache`, async (t) => {
       if (!graphsAvailable()) return t.diagnostic(`no graphs on ${tf.getBackend()}`);
       const model = DecoderModel.initialise(config, 3);
       const graph = await forwardGraph(config);
+      const stepGraph = await forwardGraph(config, 0, 'step');
       // Left padding: rows of 7, 4 and 1 real tokens.
       const lengths = [7, 4, 1];
       const B = lengths.length;
@@ -53,6 +54,8 @@ describe('forward graph', () => {
       let positions = positionsFromMask(keyMask);
       let eager = model.forward(ids, positions, keyMask, { cache: true, lastOnly: true });
       let fromGraph = runForwardGraph(graph, model, ids, positions, fullMask, undefined);
+      // The step graph continues from the same prompt call, on its own cache.
+      let fromStep = { ...fromGraph, present: fromGraph.present.map((p) => ({ k: tf.clone(p.k), v: tf.clone(p.v) })) };
       let worst = 0;
       const compare = (what: string, a: tf.Tensor, b: tf.Tensor) => {
         const d = maxDiff(a, b);
@@ -61,13 +64,17 @@ describe('forward graph', () => {
       };
       let next = lengths.slice();
       for (let step = 0; ; step++) {
-        compare(`step ${step} logits`, tf.reshape(eager.logits, [B, -1]), fromGraph.logits);
-        eager.present.forEach((p, i) => {
-          compare(`step ${step} layer ${i} keys`, p.k, fromGraph.present[i]!.k);
-          compare(`step ${step} layer ${i} values`, p.v, fromGraph.present[i]!.v);
-        });
-        assert.deepEqual(Array.from(await fromGraph.next.data()), Array.from(await tf.argMax(tf.reshape(eager.logits, [B, -1]), 1).data()));
+        const argmax = Array.from(await tf.argMax(tf.reshape(eager.logits, [B, -1]), 1).data());
+        for (const [path, out] of [['general', fromGraph], ['step', fromStep]] as const) {
+          compare(`${path} graph, step ${step} logits`, tf.reshape(eager.logits, [B, -1]), out.logits);
+          eager.present.forEach((p, i) => {
+            compare(`${path} graph, step ${step} layer ${i} keys`, p.k, out.present[i]!.k);
+            compare(`${path} graph, step ${step} layer ${i} values`, p.v, out.present[i]!.v);
+          });
+          assert.deepEqual(Array.from(await out.next.data()), argmax);
+        }
         tf.dispose([ids, positions, eager.logits, fromGraph.logits, fromGraph.next]);
+        if (step > 0) tf.dispose([fromStep.logits, fromStep.next]);
         if (step === steps) break;
         const chosen = Array.from({ length: B }, () => 1 + rng.int(49));
         ids = tf.tensor2d(chosen, [B, 1], 'int32');
@@ -78,11 +85,14 @@ describe('forward graph', () => {
         keyMask = grown;
         const pastEager: LayerCache[] = eager.present;
         const pastGraph: LayerCache[] = fromGraph.present;
+        const pastStep: LayerCache[] = fromStep.present;
         eager = model.forward(ids, positions, keyMask, { past: pastEager });
         fromGraph = runForwardGraph(graph, model, ids, positions, fullMask, pastGraph);
-        tf.dispose([...pastEager, ...pastGraph].flatMap((p) => [p.k, p.v]));
+        const [rowIds, rowPositions] = [tf.reshape(ids, [B]), tf.reshape(positions, [B])];
+        fromStep = runForwardGraph(stepGraph, model, rowIds, rowPositions, fullMask, pastStep);
+        tf.dispose([rowIds, rowPositions, ...[...pastEager, ...pastGraph, ...pastStep].flatMap((p) => [p.k, p.v])]);
       }
-      tf.dispose([...eager.present, ...fromGraph.present].flatMap((p) => [p.k, p.v]));
+      tf.dispose([...eager.present, ...fromGraph.present, ...fromStep.present].flatMap((p) => [p.k, p.v]));
       tf.dispose([keyMask, fullMask]);
       model.dispose();
       t.diagnostic(`${family}: largest difference ${worst.toExponential(2)}`);
