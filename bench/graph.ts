@@ -18,7 +18,7 @@ import { initBackend } from '../core/compute/backend';
 import { GraphBuilder, graphsAvailable, type Attr, type GraphFunction } from '../core/compute/graph';
 import { fromHfConfig } from '../core/model/config';
 import { DecoderModel } from '../core/model/decoder';
-import { forwardGraph, graphThreads, runForwardGraph } from '../core/model/forward-graph';
+import { forwardGraph, runForwardGraph, stepThreads } from '../core/model/forward-graph';
 import { chooseToken } from '../core/model/generate';
 import { Rng } from '../core/random';
 import * as tf from '@tensorflow/tfjs-core';
@@ -123,7 +123,7 @@ async function main(): Promise<void> {
         tf.dispose([r.logits, r.next, ...r.present.flatMap((p) => [p.k, p.v])]);
       };
       const t = compare({ one: step(sessions.one), default: step(sessions.default), general: step(sessions.general, ids2, positions2) }, 20);
-      const chosen = graphThreads(B, parameters) === 1 ? 'one' : 'default';
+      const chosen = stepThreads(config, B, P, parameters) === 1 ? 'one' : 'default';
       console.log(`${name} decode step, batch ${B}: step graph one thread ${ms(t.one!)}, default threads ${ms(t.default!)} (generate uses: ${chosen}); general forward graph, one thread ${ms(t.general!)}`);
       tf.dispose([ids, positions, ids2, positions2, mask, ...past.flatMap((p) => [p.k, p.v])]);
     }

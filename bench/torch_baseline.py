@@ -31,7 +31,7 @@ REQUIRED_KEYS = (
 )
 GEN_BATCHES = (1, 32)
 GEN_CACHE = (True, False)
-REPEAT_BELOW_S = 2.0
+MIN_CALLS, MIN_TOTAL_S, MAX_CALLS = 5, 3.0, 31
 
 
 def log(msg):
@@ -161,15 +161,13 @@ def main():
                     return out
 
                 run(min(4, args.gen_new_tokens))  # warmup
+                # At least MIN_CALLS timed calls, more until they add up to MIN_TOTAL_S (at most
+                # MAX_CALLS); the median (bench/model.ts times its own calls the same way).
                 times = []
-                t = time.perf_counter()
-                run(args.gen_new_tokens)
-                times.append(time.perf_counter() - t)
-                if times[0] < REPEAT_BELOW_S:
-                    for _ in range(2):
-                        t = time.perf_counter()
-                        run(args.gen_new_tokens)
-                        times.append(time.perf_counter() - t)
+                while (len(times) < MIN_CALLS or sum(times) < MIN_TOTAL_S) and len(times) < MAX_CALLS:
+                    t = time.perf_counter()
+                    run(args.gen_new_tokens)
+                    times.append(time.perf_counter() - t)
                 secs = statistics.median(times)
                 tps = batch * args.gen_new_tokens / secs
                 log(f'generate batch {batch} cache {use_cache}: {secs:.3f}s (of {len(times)}) = {tps:.1f} tok/s')

@@ -45,13 +45,27 @@ export function forwardGraph(c: ModelConfig, threads = 0, kind: 'general' | 'ste
 }
 
 /**
- * Threads for a graph call over `rows` token positions of a model with `parameters` weights: one
- * while the call is small (a decode step of the tiny preset's model at batch 32, or a 7M model's
- * at batch 1: two threads cost more in handoffs than they gain), else libtensorflow's default.
- * Measured on 2 cores (bench/model.ts; the note in infra/native-backend.ts).
+ * Threads for a general graph call over `rows` token positions of a model with `parameters`
+ * weights: one while the call is small, else libtensorflow's default (two here). Below the
+ * crossover, two threads cost more in handoffs than they gain. Measured on 2 cores (a probe over
+ * batch sizes; the note in infra/native-backend.ts): for prompts of 16 tokens, one thread is
+ * faster up to about 4.5·10⁸ parameter × position products (the tiny preset's 0.8M model, 32
+ * prompts: 13.7 against 15.7 ms; a 7.2M model, 4 prompts: even; 8 prompts: 21.2 against 19.0 ms).
  */
 export function graphThreads(rows: number, parameters: number): number {
-  return rows * parameters < 1e8 ? 1 : 0;
+  return rows * parameters < 4.5e8 ? 1 : 0;
+}
+
+/**
+ * Threads for a step-graph call: B rows over `past` cached positions. A step's work grows with the
+ * past too (attention reads each layer's keys and values, and the cache is copied to grow it), so
+ * the measure is B · (parameters + 6 · layers · K · D · past), and one thread is faster below about
+ * 1.8·10⁸ (`npm run bench:graph`, section 3, and a probe: 0.8M at batch 128 over 32 past positions
+ * 5.8 against 7.7 ms, over 192 even; 7.2M over 64, batch 8 6.9 against 7.9 ms, batch 32 11.7
+ * against 10.9).
+ */
+export function stepThreads(c: ModelConfig, B: number, past: number, parameters: number): number {
+  return B * (parameters + 6 * c.numLayers * c.numKvHeads * c.headDim * past) < 1.8e8 ? 1 : 0;
 }
 
 function buildForward(c: ModelConfig): { graph: GraphBuilder; outputs: Record<string, { ref: Ref; dtype: 'float32' | 'int32' }> } {

@@ -11,7 +11,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { InvalidInputError } from '../errors';
 import type { Rng } from '../random';
 import { graphsAvailable, type GraphFunction } from '../compute/graph';
-import { forwardGraph, graphThreads, runForwardGraph } from './forward-graph';
+import { forwardGraph, graphThreads, runForwardGraph, stepThreads } from './forward-graph';
 import { paddingBias, positionsFromMask, type DecoderModel, type LayerCache } from './decoder';
 
 export interface GenerateOptions {
@@ -168,7 +168,9 @@ async function graphStepper({ model, rows, maskRows, B, L, options, useCache }: 
   const parameters = [...model.params.values()].reduce((a, v) => a + v.size, 0);
   const graphFor = (positions: number) => forwardGraph(model.config, graphThreads(positions, parameters));
   const prompts = await graphFor(B * L);
-  const steps = useCache ? await forwardGraph(model.config, graphThreads(B, parameters), 'step') : undefined;
+  // A step's thread count depends on the past length, so it can change along the way.
+  const stepGraph = (past: number) => forwardGraph(model.config, stepThreads(model.config, B, past, parameters), 'step');
+  if (useCache) await stepGraph(L);
   // Every key position's mask, now and for the tokens to come (new tokens are real).
   const mask = tf.tensor2d(maskRows.map((r) => [...r, ...new Array<number>(options.maxNewTokens).fill(1)]), [B, L + options.maxNewTokens], 'float32');
   const nextPos = maskRows.map((r) => r.reduce((a, b) => a + b, 0));
@@ -197,16 +199,18 @@ async function graphStepper({ model, rows, maskRows, B, L, options, useCache }: 
       const { ids, positions } = all();
       return run(prompts, ids, positions, undefined);
     },
-    next: async (chosen) => {
+    next: async (chosen, step) => {
       if (!useCache) {
         for (let b = 0; b < B; b++) rows[b]!.push(chosen[b]!);
+        const graph = await graphFor(B * rows[0]!.length);
         const { ids, positions } = all();
-        return run(await graphFor(ids.size), ids, positions, undefined);
+        return run(graph, ids, positions, undefined);
       }
+      const graph = await stepGraph(L + step); // the cache holds the prompt and `step` new tokens
       const ids = tf.tensor1d(chosen, 'int32');
       const positions = tf.tensor1d(nextPos, 'int32');
       for (let b = 0; b < B; b++) nextPos[b]!++;
-      return run(steps!, ids, positions, cache);
+      return run(graph, ids, positions, cache);
     },
     dispose: () => {
       disposeCache(cache);
