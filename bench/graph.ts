@@ -5,8 +5,9 @@
  *
  *  1. dispatch: 150 elementwise ops on [32, 128], eager ops against one graph call;
  *  2. BatchMatMulV2 against BatchMatMulV3 in a graph (50 chained [32, 128]·[128, 128]);
- *  3. a cached decode step of each bench/configs model at batch 1 and 32 (prefix 32), in a session
- *     of one thread against one of libtensorflow's default (what `graphThreads` chooses between);
+ *  3. a cached decode step of each bench/configs model at batch 1 and 32 (prefix 32) through the
+ *     step graph in a session of one thread and one of libtensorflow's default (what `stepThreads`
+ *     chooses between), and through the general forward graph on one thread;
  *  4. sampling one row on the host (`chooseToken`) at three vocabulary sizes, against the comparator
  *     sort of the ids it replaced.
  *

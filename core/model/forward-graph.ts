@@ -29,7 +29,7 @@ const graphs = new Map<string, Promise<GraphFunction>>();
 
 /**
  * The forward graph of this kind for this model's shape, compiled once per process per thread
- * count (see `graphThreads`).
+ * count (see `graphThreads` and `stepThreads`).
  */
 export function forwardGraph(c: ModelConfig, threads = 0, kind: 'general' | 'step' = 'general'): Promise<GraphFunction> {
   const key = JSON.stringify([kind, threads, c.family, c.numLayers, c.numHeads, c.numKvHeads, c.headDim, c.hiddenSize, c.intermediateSize, c.vocabSize, c.normEps, c.tieEmbeddings]);
