@@ -68,18 +68,36 @@ export function stepThreads(c: ModelConfig, B: number, past: number, parameters:
   return B * (parameters + 6 * c.numLayers * c.numKvHeads * c.headDim * past) < 1.8e8 ? 1 : 0;
 }
 
-function buildForward(c: ModelConfig): { graph: GraphBuilder; outputs: Record<string, { ref: Ref; dtype: 'float32' | 'int32' }> } {
-  const { numHeads: H, numKvHeads: K, headDim: D, hiddenSize: C } = c;
-  const N = H + 2 * K;
-  const rep = H / K;
-  const llama = c.family === 'llama';
+type Outputs = Record<string, { ref: Ref; dtype: 'float32' | 'int32' }>;
+
+/** What both graphs start from: the inputs (the parameters become inputs on first use), the blocks. */
+function begin(c: ModelConfig) {
   const g = new GraphBuilder();
   const ids = g.input('ids', 'int32');
   const pos = g.input('positions', 'int32');
   const mask = g.input('mask', 'float32');
   const params = new Map<string, Ref>();
   const param = (name: string) => params.get(name) ?? params.set(name, g.input(name, 'float32')).get(name)!;
-  const { norm, linear, mlp, queryKeyValue } = graphBlocks(g, c, param);
+  const past = Array.from({ length: c.numLayers }, (_, i) => ({ k: g.input(`k${i}`, 'float32'), v: g.input(`v${i}`, 'float32') }));
+  return { g, ids, pos, mask, param, past, blocks: graphBlocks(g, c, param) };
+}
+
+/** The final norm, the logits of `last` [B, C] and their argmax, added to `outputs`. */
+function finish(c: ModelConfig, g: GraphBuilder, last: Ref, param: (name: string) => Ref, norm: (x: Ref, name: string) => Ref, outputs: Outputs): { graph: GraphBuilder; outputs: Outputs } {
+  const final = norm(last, 'norm');
+  const logits = c.tieEmbeddings ? g.matMul(final, param('embed'), false, true) : g.matMul(final, param('lmHead'));
+  outputs.logits = { ref: logits, dtype: 'float32' };
+  outputs.next = { ref: g.argMax(logits, 1), dtype: 'int32' };
+  return { graph: g, outputs };
+}
+
+function buildForward(c: ModelConfig): { graph: GraphBuilder; outputs: Outputs } {
+  const { numHeads: H, numKvHeads: K, headDim: D, hiddenSize: C } = c;
+  const N = H + 2 * K;
+  const rep = H / K;
+  const llama = c.family === 'llama';
+  const { g, ids, pos, mask, param, past, blocks } = begin(c);
+  const { norm, linear, mlp, queryKeyValue } = blocks;
 
   const Bd = g.dim(ids, 0, 'int32');
   const Td = g.dim(ids, 1, 'int32');
@@ -92,8 +110,7 @@ function buildForward(c: ModelConfig): { graph: GraphBuilder; outputs: Record<st
   const cos = llama ? g.gather(g.input('cos', 'float32'), flatPos) : undefined;
   const sin = llama ? g.gather(g.input('sin', 'float32'), flatPos) : undefined;
 
-  const outputs: Record<string, { ref: Ref; dtype: 'float32' | 'int32' }> = {};
-  const past = Array.from({ length: c.numLayers }, (_, i) => ({ k: g.input(`k${i}`, 'float32'), v: g.input(`v${i}`, 'float32') }));
+  const outputs: Outputs = {};
   // Query t (key index P + t) sees key s when s ≤ P + t and s is not padding: [B, 1, 1, T, S].
   const bias = (() => {
     const Pd = g.dim(past[0]!.k, 2);
@@ -127,11 +144,7 @@ function buildForward(c: ModelConfig): { graph: GraphBuilder; outputs: Record<st
   }
   // The last position of each row: [B·T, C] → [B, C].
   const last = g.reshape(g.slice(g.reshapeTo(h, g.shape([Bd, Td, C])), g.shape([0, g.intOp('Sub', Td, g.constant([1])), 0]), g.constant([-1, 1, -1])), [-1, C]);
-  const final = norm(last, 'norm');
-  const logits = c.tieEmbeddings ? g.matMul(final, param('embed'), false, true) : g.matMul(final, param('lmHead'));
-  outputs.logits = { ref: logits, dtype: 'float32' };
-  outputs.next = { ref: g.argMax(logits, 1), dtype: 'int32' };
-  return { graph: g, outputs };
+  return finish(c, g, last, param, norm, outputs);
 }
 
 /**
@@ -141,24 +154,18 @@ function buildForward(c: ModelConfig): { graph: GraphBuilder; outputs: Record<st
  * Inputs: `ids`, `positions` [B] int32, `mask` [B, ≥ P + 1] float32, `k{i}`, `v{i}` [B, K, P, D]
  * (P ≥ 1), the parameters, and for Llama `cos`, `sin`. Outputs as `buildForward`'s, with P + 1.
  */
-function buildStep(c: ModelConfig): { graph: GraphBuilder; outputs: Record<string, { ref: Ref; dtype: 'float32' | 'int32' }> } {
+function buildStep(c: ModelConfig): { graph: GraphBuilder; outputs: Outputs } {
   const { numHeads: H, numKvHeads: K, headDim: D } = c;
   const N = H + 2 * K;
   const rep = H / K;
   const llama = c.family === 'llama';
-  const g = new GraphBuilder();
-  const ids = g.input('ids', 'int32');
-  const pos = g.input('positions', 'int32');
-  const mask = g.input('mask', 'float32');
-  const params = new Map<string, Ref>();
-  const param = (name: string) => params.get(name) ?? params.set(name, g.input(name, 'float32')).get(name)!;
-  const { norm, linear, mlp, queryKeyValue } = graphBlocks(g, c, param);
+  const { g, ids, pos, mask, param, past, blocks } = begin(c);
+  const { norm, linear, mlp, queryKeyValue } = blocks;
 
   let h = g.gather(param('embed'), ids); // [B, C]
   if (!llama) h = g.binary('AddV2', h, g.gather(param('pos'), pos));
   const cos = llama ? g.gather(g.input('cos', 'float32'), pos) : undefined; // [B, 1, D]
   const sin = llama ? g.gather(g.input('sin', 'float32'), pos) : undefined;
-  const past = Array.from({ length: c.numLayers }, (_, i) => ({ k: g.input(`k${i}`, 'float32'), v: g.input(`v${i}`, 'float32') }));
   // The padding bias of the P + 1 keys: [B, 1, 1, P + 1].
   const bias = (() => {
     const P = g.dim(past[0]!.k, 2);
@@ -166,7 +173,7 @@ function buildStep(c: ModelConfig): { graph: GraphBuilder; outputs: Record<strin
     const keys = g.slice(mask, g.constant([0, 0]), g.shape([-1, S]));
     return g.reshapeTo(g.binary('Mul', g.binary('Sub', g.constant(1, 'float32'), keys), g.constant(MASKED, 'float32')), g.shape([-1, 1, 1, S]));
   })();
-  const outputs: Record<string, { ref: Ref; dtype: 'float32' | 'int32' }> = {};
+  const outputs: Outputs = {};
   for (let i = 0; i < c.numLayers; i++) {
     const l = `layers.${i}`;
     const qkv = g.reshape(linear(norm(h, `${l}.norm1`), `${l}.attn.qkv`), [-1, N, D]); // [B, N, D]
@@ -182,11 +189,7 @@ function buildStep(c: ModelConfig): { graph: GraphBuilder; outputs: Record<strin
     h = g.binary('AddV2', h, linear(ctx, `${l}.attn.out`));
     h = g.binary('AddV2', h, mlp(norm(h, `${l}.norm2`), l));
   }
-  const final = norm(h, 'norm');
-  const logits = c.tieEmbeddings ? g.matMul(final, param('embed'), false, true) : g.matMul(final, param('lmHead'));
-  outputs.logits = { ref: logits, dtype: 'float32' };
-  outputs.next = { ref: g.argMax(logits, 1), dtype: 'int32' };
-  return { graph: g, outputs };
+  return finish(c, g, h, param, norm, outputs);
 }
 
 /**
