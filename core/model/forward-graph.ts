@@ -110,6 +110,9 @@ function buildForward(c: ModelConfig): { graph: GraphBuilder; outputs: Outputs }
   const cos = llama ? g.gather(g.input('cos', 'float32'), flatPos) : undefined;
   const sin = llama ? g.gather(g.input('sin', 'float32'), flatPos) : undefined;
 
+  // Each row's last position of [B·T, width] rows: [B, width].
+  const lastPosition = (x: Ref, width: number) =>
+    g.reshape(g.slice(g.reshapeTo(x, g.shape([Bd, Td, width])), g.shape([0, g.intOp('Sub', Td, g.constant([1])), 0]), g.constant([-1, 1, -1])), [-1, width]);
   const outputs: Outputs = {};
   // Query t (key index P + t) sees key s when s ≤ P + t and s is not padding: [B, 1, 1, T, S].
   const bias = (() => {
@@ -133,8 +136,19 @@ function buildForward(c: ModelConfig): { graph: GraphBuilder; outputs: Outputs }
     const values = g.concat([past[i]!.v, heads(v, K)], 2);
     outputs[`k${i}`] = { ref: keys, dtype: 'float32' };
     outputs[`v${i}`] = { ref: values, dtype: 'float32' };
-    // Grouped queries share their kv head: [B, K, rep·T, D] against [B, K, S, D].
     const Sd = g.dim(keys, 2);
+    if (i === c.numLayers - 1) {
+      // Past the last layer's keys and values, only each row's last position feeds the logits: its
+      // query's attention, the projection and the MLP run for that position alone.
+      const q1 = g.reshape(lastPosition(g.reshape(q, [-1, H * D]), H * D), [-1, K, rep, D]);
+      const bias1 = g.reshapeTo(g.slice(bias, g.shape([0, 0, 0, g.intOp('Sub', Td, g.constant([1])), 0]), g.constant([-1, -1, -1, 1, -1])), g.shape([Bd, 1, 1, Sd]));
+      const probs = g.unary('Softmax', g.binary('AddV2', g.batchMatMul(q1, keys, false, true), bias1)); // [B, K, rep, S]
+      const ctx = g.reshape(g.batchMatMul(probs, values), [-1, H * D]); // [B, H·D]
+      let last = g.binary('AddV2', lastPosition(h, C), linear(ctx, `${l}.attn.out`));
+      last = g.binary('AddV2', last, mlp(norm(last, `${l}.norm2`), l));
+      return finish(c, g, last, param, norm, outputs);
+    }
+    // Grouped queries share their kv head: [B, K, rep·T, D] against [B, K, S, D].
     const grouped = g.reshapeTo(heads(q, H), g.shape([Bd, K, -1, D]));
     const scores = g.reshapeTo(g.batchMatMul(grouped, keys, false, true), g.shape([Bd, K, rep, Td, Sd]));
     const probs = g.reshapeTo(g.unary('Softmax', g.binary('AddV2', scores, bias)), g.shape([Bd, K, -1, Sd]));
@@ -142,9 +156,7 @@ function buildForward(c: ModelConfig): { graph: GraphBuilder; outputs: Outputs }
     h = g.binary('AddV2', h, linear(g.reshape(ctx, [-1, H * D]), `${l}.attn.out`));
     h = g.binary('AddV2', h, mlp(norm(h, `${l}.norm2`), l));
   }
-  // The last position of each row: [B·T, C] → [B, C].
-  const last = g.reshape(g.slice(g.reshapeTo(h, g.shape([Bd, Td, C])), g.shape([0, g.intOp('Sub', Td, g.constant([1])), 0]), g.constant([-1, 1, -1])), [-1, C]);
-  return finish(c, g, last, param, norm, outputs);
+  throw new Error('a decoder needs at least one layer');
 }
 
 /**
