@@ -9,7 +9,10 @@
  *     step graph in a session of one thread and one of libtensorflow's default (what `stepThreads`
  *     chooses between), and through the general forward graph on one thread;
  *  4. sampling one row on the host (`chooseToken`) at three vocabulary sizes, against the comparator
- *     sort of the ids it replaced.
+ *     sort of the ids it replaced;
+ *  5. the thread crossovers: decode steps over a range of batch sizes and past lengths, and prompt
+ *     calls over a range of sizes (up to the judge's 128 prompts of 200 tokens), each on one thread
+ *     and on libtensorflow's default, beside what `stepThreads` and `graphThreads` pick.
  *
  *   npm run bench:graph
  */
@@ -19,7 +22,7 @@ import { initBackend } from '../core/compute/backend';
 import { GraphBuilder, graphsAvailable, type Attr, type GraphFunction } from '../core/compute/graph';
 import { fromHfConfig } from '../core/model/config';
 import { DecoderModel } from '../core/model/decoder';
-import { forwardGraph, runForwardGraph, stepThreads } from '../core/model/forward-graph';
+import { forwardGraph, graphThreads, runForwardGraph, stepThreads } from '../core/model/forward-graph';
 import { chooseToken } from '../core/model/generate';
 import { Rng } from '../core/random';
 import * as tf from '@tensorflow/tfjs-core';
@@ -27,10 +30,10 @@ import * as tf from '@tensorflow/tfjs-core';
 const ROUNDS = 15;
 
 /** Median milliseconds per call of each variant, interleaved round by round. */
-function compare(variants: Record<string, () => void>, callsPerRound: number): Record<string, number> {
+function compare(variants: Record<string, () => void>, callsPerRound: number, rounds = ROUNDS): Record<string, number> {
   const times: Record<string, number[]> = Object.fromEntries(Object.keys(variants).map((k) => [k, []]));
   for (const f of Object.values(variants)) for (let i = 0; i < callsPerRound; i++) f(); // warm-up
-  for (let r = 0; r < ROUNDS; r++) {
+  for (let r = 0; r < rounds; r++) {
     for (const [name, f] of Object.entries(variants)) {
       const t = performance.now();
       for (let i = 0; i < callsPerRound; i++) f();
@@ -143,6 +146,39 @@ async function main(): Promise<void> {
       comparatorSort: () => Array.from(logits.keys()).sort((a, b) => logits[b]! - logits[a]! || a - b),
     }, calls);
     console.log(`sampling one row, vocabulary ${V}: chooseToken ${ms(t.chooseToken!)}, a comparator sort of the ids alone ${ms(t.comparatorSort!)}`);
+  }
+
+  // 5. Thread crossovers: [B, T, past] per model; T = 1 with a past is a decode step (step graph),
+  // past 0 a prompt call (general graph).
+  const shapes: Record<string, [number, number, number][]> = {
+    'llama-0.8m': [[32, 1, 32], [128, 1, 32], [128, 1, 192], [256, 1, 64], [8, 16, 0], [32, 16, 0], [128, 200, 0]],
+    'llama-7m': [[8, 1, 64], [16, 1, 64], [32, 1, 64], [2, 16, 0], [4, 16, 0], [8, 16, 0]],
+  };
+  for (const name of (process.env.BENCH_CONFIGS ?? 'llama-0.8m,llama-7m').split(',')) {
+    const config = fromHfConfig(JSON.parse(readFileSync(path.join(__dirname, '..', '..', 'bench', 'configs', `${name}.json`), 'utf8')), name);
+    const model = DecoderModel.initialise(config, 0);
+    const parameters = [...model.params.values()].reduce((a, v) => a + v.size, 0);
+    for (const [B, T, P] of shapes[name] ?? []) {
+      const step = P > 0;
+      const kind = step ? 'step' : 'general';
+      const sessions = { one: await forwardGraph(config, 1, kind), default: await forwardGraph(config, 0, kind) };
+      const kv = () => tf.randomNormal([B, config.numKvHeads, P, config.headDim]) as tf.Tensor4D;
+      const past = Array.from({ length: config.numLayers }, () => ({ k: kv(), v: kv() }));
+      const ids = step ? tf.zeros([B], 'int32') : tf.zeros([B, T], 'int32');
+      const positions = step ? tf.fill([B], P, 'int32') : tf.tile(tf.range(0, T, 1, 'int32').reshape([1, T]), [B, 1]);
+      const mask = tf.ones([B, P + T]) as tf.Tensor2D;
+      const call = (graph: GraphFunction) => () => {
+        const r = runForwardGraph(graph, model, ids, positions, mask, past);
+        r.next.dataSync();
+        tf.dispose([r.logits, r.next, ...r.present.flatMap((p) => [p.k, p.v])]);
+      };
+      const big = B * T > 1000;
+      const t = compare({ one: call(sessions.one), default: call(sessions.default) }, big ? 1 : 5, big ? 5 : ROUNDS);
+      const picked = (step ? stepThreads(config, B, P, parameters) : graphThreads(B * T, parameters)) === 1 ? 'one' : 'default';
+      console.log(`${name} ${step ? `decode step, batch ${B} over ${P} past` : `prompt call, ${B} × ${T} tokens`}: one thread ${ms(t.one!)}, default threads ${ms(t.default!)} (picked: ${picked})`);
+      tf.dispose([ids, positions, mask, ...past.flatMap((p) => [p.k, p.v])]);
+    }
+    model.dispose();
   }
 }
 

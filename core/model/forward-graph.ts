@@ -46,11 +46,10 @@ export function forwardGraph(c: ModelConfig, threads = 0, kind: 'general' | 'ste
 
 /**
  * Threads for a general graph call over `rows` token positions of a model with `parameters`
- * weights: one while the call is small, else libtensorflow's default (two here). Below the
- * crossover, two threads cost more in handoffs than they gain. Measured on 2 cores (a probe over
- * batch sizes; the note in infra/native-backend.ts): for prompts of 16 tokens, one thread is
- * faster up to about 4.5·10⁸ parameter × position products (the tiny preset's 0.8M model, 32
- * prompts: 13.7 against 15.7 ms; a 7.2M model, 4 prompts: even; 8 prompts: 21.2 against 19.0 ms).
+ * weights: one while the call is small, else libtensorflow's default (two here); below the
+ * crossover, two threads cost more in handoffs than they gain. On 2 cores the crossover for
+ * prompt calls lies near 4.5·10⁸ parameter × position products (`npm run bench:graph`, section 5,
+ * times both sides of it; the note in infra/native-backend.ts).
  */
 export function graphThreads(rows: number, parameters: number): number {
   return rows * parameters < 4.5e8 ? 1 : 0;
@@ -60,9 +59,8 @@ export function graphThreads(rows: number, parameters: number): number {
  * Threads for a step-graph call: B rows over `past` cached positions. A step's work grows with the
  * past too (attention reads each layer's keys and values, and the cache is copied to grow it), so
  * the measure is B · (parameters + 6 · layers · K · D · past), and one thread is faster below about
- * 1.8·10⁸ (`npm run bench:graph`, section 3, and a probe: 0.8M at batch 128 over 32 past positions
- * 5.8 against 7.7 ms, over 192 even; 7.2M over 64, batch 8 6.9 against 7.9 ms, batch 32 11.7
- * against 10.9).
+ * 1.8·10⁸ (`npm run bench:graph`, section 5: the 0.8M model at batch 128 is faster on one thread
+ * over 32 past positions and on two over 192).
  */
 export function stepThreads(c: ModelConfig, B: number, past: number, parameters: number): number {
   return B * (parameters + 6 * c.numLayers * c.numKvHeads * c.headDim * past) < 1.8e8 ? 1 : 0;
@@ -110,9 +108,9 @@ function buildForward(c: ModelConfig): { graph: GraphBuilder; outputs: Outputs }
   const cos = llama ? g.gather(g.input('cos', 'float32'), flatPos) : undefined;
   const sin = llama ? g.gather(g.input('sin', 'float32'), flatPos) : undefined;
 
+  const lastT = g.intOp('Sub', Td, g.constant([1]));
   // Each row's last position of [B·T, width] rows: [B, width].
-  const lastPosition = (x: Ref, width: number) =>
-    g.reshape(g.slice(g.reshapeTo(x, g.shape([Bd, Td, width])), g.shape([0, g.intOp('Sub', Td, g.constant([1])), 0]), g.constant([-1, 1, -1])), [-1, width]);
+  const lastPosition = (x: Ref, width: number) => g.reshape(g.slice(g.reshapeTo(x, g.shape([Bd, Td, width])), g.shape([0, lastT, 0]), g.constant([-1, 1, -1])), [-1, width]);
   const outputs: Outputs = {};
   // Query t (key index P + t) sees key s when s ≤ P + t and s is not padding: [B, 1, 1, T, S].
   const bias = (() => {
@@ -125,29 +123,21 @@ function buildForward(c: ModelConfig): { graph: GraphBuilder; outputs: Outputs }
     const allowed = g.binary('Mul', g.reshapeTo(causal, g.shape([1, 1, 1, Td, Sd])), g.reshapeTo(keys, g.shape([Bd, 1, 1, 1, Sd])));
     return g.binary('Mul', g.binary('Sub', g.constant(1, 'float32'), allowed), g.constant(MASKED, 'float32'));
   })();
-  for (let i = 0; i < c.numLayers; i++) {
-    const l = `layers.${i}`;
-    // q, k, v heads [B·T, n, D]; RoPE on q and k together.
-    const x = norm(h, `${l}.norm1`);
-    const qkv = g.reshape(linear(x, `${l}.attn.qkv`), [-1, N, D]);
+  const heads = (y: Ref, n: number) => g.transpose(g.reshapeTo(y, g.shape([Bd, Td, n, D])), [0, 2, 1, 3]); // [B, n, T, D]
+  // Layer i's q [B·T, H, D] (scaled, RoPE applied) from its input x, and its keys and values
+  // [B, K, S, D], which also become outputs.
+  const attentionInputs = (i: number, x: Ref) => {
+    const qkv = g.reshape(linear(norm(x, `layers.${i}.norm1`), `layers.${i}.attn.qkv`), [-1, N, D]);
     const [q, k, v] = queryKeyValue(qkv, cos, sin);
-    const heads = (y: Ref, n: number) => g.transpose(g.reshapeTo(y, g.shape([Bd, Td, n, D])), [0, 2, 1, 3]); // [B, n, T, D]
-    const keys = g.concat([past[i]!.k, heads(k, K)], 2); // [B, K, S, D]
+    const keys = g.concat([past[i]!.k, heads(k, K)], 2);
     const values = g.concat([past[i]!.v, heads(v, K)], 2);
     outputs[`k${i}`] = { ref: keys, dtype: 'float32' };
     outputs[`v${i}`] = { ref: values, dtype: 'float32' };
-    const Sd = g.dim(keys, 2);
-    if (i === c.numLayers - 1) {
-      // Past the last layer's keys and values, only each row's last position feeds the logits: its
-      // query's attention, the projection and the MLP run for that position alone.
-      const q1 = g.reshape(lastPosition(g.reshape(q, [-1, H * D]), H * D), [-1, K, rep, D]);
-      const bias1 = g.reshapeTo(g.slice(bias, g.shape([0, 0, 0, g.intOp('Sub', Td, g.constant([1])), 0]), g.constant([-1, -1, -1, 1, -1])), g.shape([Bd, 1, 1, Sd]));
-      const probs = g.unary('Softmax', g.binary('AddV2', g.batchMatMul(q1, keys, false, true), bias1)); // [B, K, rep, S]
-      const ctx = g.reshape(g.batchMatMul(probs, values), [-1, H * D]); // [B, H·D]
-      let last = g.binary('AddV2', lastPosition(h, C), linear(ctx, `${l}.attn.out`));
-      last = g.binary('AddV2', last, mlp(norm(last, `${l}.norm2`), l));
-      return finish(c, g, last, param, norm, outputs);
-    }
+    return { q, keys, values, Sd: g.dim(keys, 2) };
+  };
+  for (let i = 0; i < c.numLayers - 1; i++) {
+    const l = `layers.${i}`;
+    const { q, keys, values, Sd } = attentionInputs(i, h);
     // Grouped queries share their kv head: [B, K, rep·T, D] against [B, K, S, D].
     const grouped = g.reshapeTo(heads(q, H), g.shape([Bd, K, -1, D]));
     const scores = g.reshapeTo(g.batchMatMul(grouped, keys, false, true), g.shape([Bd, K, rep, Td, Sd]));
@@ -156,7 +146,17 @@ function buildForward(c: ModelConfig): { graph: GraphBuilder; outputs: Outputs }
     h = g.binary('AddV2', h, linear(g.reshape(ctx, [-1, H * D]), `${l}.attn.out`));
     h = g.binary('AddV2', h, mlp(norm(h, `${l}.norm2`), l));
   }
-  throw new Error('a decoder needs at least one layer');
+  // The last layer: every position's keys and values, but only each row's last position feeds the
+  // logits, so its attention, projection and MLP run for that position alone.
+  const l = `layers.${c.numLayers - 1}`;
+  const { q, keys, values, Sd } = attentionInputs(c.numLayers - 1, h);
+  const q1 = g.reshape(lastPosition(g.reshape(q, [-1, H * D]), H * D), [-1, K, rep, D]);
+  const bias1 = g.reshapeTo(g.slice(bias, g.shape([0, 0, 0, lastT, 0]), g.constant([-1, -1, -1, 1, -1])), g.shape([Bd, 1, 1, Sd]));
+  const probs = g.unary('Softmax', g.binary('AddV2', g.batchMatMul(q1, keys, false, true), bias1)); // [B, K, rep, S]
+  const ctx = g.reshape(g.batchMatMul(probs, values), [-1, H * D]); // [B, H·D]
+  let last = g.binary('AddV2', lastPosition(h, C), linear(ctx, `${l}.attn.out`));
+  last = g.binary('AddV2', last, mlp(norm(last, `${l}.norm2`), l));
+  return finish(c, g, last, param, norm, outputs);
 }
 
 /**

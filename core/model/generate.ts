@@ -170,7 +170,6 @@ async function graphStepper({ model, rows, maskRows, B, L, options, useCache }: 
   const prompts = await graphFor(B * L);
   // A step's thread count depends on the past length, so it can change along the way.
   const stepGraph = (past: number) => forwardGraph(model.config, stepThreads(model.config, B, past, parameters), 'step');
-  if (useCache) await stepGraph(L);
   // Every key position's mask, now and for the tokens to come (new tokens are real).
   const mask = tf.tensor2d(maskRows.map((r) => [...r, ...new Array<number>(options.maxNewTokens).fill(1)]), [B, L + options.maxNewTokens], 'float32');
   const nextPos = maskRows.map((r) => r.reduce((a, b) => a + b, 0));
