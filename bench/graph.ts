@@ -12,7 +12,10 @@
  *     sort of the ids it replaced;
  *  5. the thread crossovers: decode steps over a range of batch sizes and past lengths, and prompt
  *     calls over a range of sizes (up to the judge's 128 prompts of 200 tokens), each on one thread
- *     and on libtensorflow's default, beside what `stepThreads` and `graphThreads` pick.
+ *     and on libtensorflow's default, beside what `stepThreads` and `graphThreads` pick;
+ *  6. a decode step over a past held in one piece (grown by a copy of the whole past) against the
+ *     same past in frozen pieces of `cacheBlock` positions and a growing one (what generation
+ *     keeps), at the thread count `stepThreads` picks.
  *
  *   npm run bench:graph
  */
@@ -22,7 +25,7 @@ import { initBackend } from '../core/compute/backend';
 import { GraphBuilder, graphsAvailable, type Attr, type GraphFunction } from '../core/compute/graph';
 import { fromHfConfig } from '../core/model/config';
 import { DecoderModel } from '../core/model/decoder';
-import { forwardGraph, graphThreads, runForwardGraph, stepThreads } from '../core/model/forward-graph';
+import { cacheBlock, forwardGraph, graphThreads, MAX_CACHE_PIECES, runForwardGraph, runStepGraph, stepThreads } from '../core/model/forward-graph';
 import { chooseToken } from '../core/model/generate';
 import { Rng } from '../core/random';
 import * as tf from '@tensorflow/tfjs-core';
@@ -177,6 +180,48 @@ async function main(): Promise<void> {
       const picked = (step ? stepThreads(config, B, P, parameters) : graphThreads(B * T, parameters)) === 1 ? 'one' : 'default';
       console.log(`${name} ${step ? `decode step, batch ${B} over ${P} past` : `prompt call, ${B} × ${T} tokens`}: one thread ${ms(t.one!)}, default threads ${ms(t.default!)} (picked: ${picked})`);
       tf.dispose([ids, positions, mask, ...past.flatMap((p) => [p.k, p.v])]);
+    }
+    model.dispose();
+  }
+
+  // 6. The cache in one piece against pieces: [B, past] per model.
+  const pieceShapes: Record<string, [number, number][]> = {
+    'llama-0.8m': [[32, 32], [32, 128], [32, 224], [128, 64], [128, 192]],
+    'llama-7m': [[32, 32], [32, 128], [32, 224]],
+  };
+  for (const name of (process.env.BENCH_CONFIGS ?? 'llama-0.8m,llama-7m').split(',')) {
+    const config = fromHfConfig(JSON.parse(readFileSync(path.join(__dirname, '..', '..', 'bench', 'configs', `${name}.json`), 'utf8')), name);
+    const model = DecoderModel.initialise(config, 0);
+    const parameters = [...model.params.values()].reduce((a, v) => a + v.size, 0);
+    for (const [B, P] of pieceShapes[name] ?? []) {
+      const threads = stepThreads(config, B, P, parameters);
+      const block = cacheBlock(config, B);
+      // As generation would hold P positions: full blocks, then the rest growing.
+      const sizes: number[] = [];
+      for (let left = P; left > 0; left -= block) sizes.push(Math.min(block, left));
+      if (sizes.at(-1) === block || sizes.length >= MAX_CACHE_PIECES) sizes.push(0);
+      while (sizes.length > MAX_CACHE_PIECES) sizes.splice(-2, 2, sizes.at(-2)! + sizes.at(-1)!);
+      const kv = (n: number) => tf.randomNormal([B, config.numKvHeads, n, config.headDim]) as tf.Tensor4D;
+      const pieces = Array.from({ length: config.numLayers }, () => sizes.map((n) => ({ k: kv(n), v: kv(n) })));
+      const whole = pieces.map((ps) => ({ k: tf.concat(ps.map((p) => p.k), 2) as tf.Tensor4D, v: tf.concat(ps.map((p) => p.v), 2) as tf.Tensor4D }));
+      const sessions = { one: await forwardGraph(config, threads, 'step'), pieces: await forwardGraph(config, threads, 'step', sizes.length) };
+      const ids = tf.zeros([B], 'int32');
+      const positions = tf.fill([B], P, 'int32');
+      const mask = tf.ones([B, P + 1]) as tf.Tensor2D;
+      const t = compare({
+        one: () => {
+          const r = runForwardGraph(sessions.one, model, ids, positions, mask, whole);
+          r.next.dataSync();
+          tf.dispose([r.logits, r.next, ...r.present.flatMap((p) => [p.k, p.v])]);
+        },
+        pieces: () => {
+          const r = runStepGraph(sessions.pieces, model, ids, positions, mask, pieces);
+          r.next.dataSync();
+          tf.dispose([r.logits, r.next, ...r.tail.flatMap((p) => [p.k, p.v])]);
+        },
+      }, 10);
+      console.log(`${name} decode step, batch ${B} over ${P} past (${threads === 1 ? 'one thread' : 'default threads'}): one piece ${ms(t.one!)}, pieces ${sizes.join('+')} ${ms(t.pieces!)} (${(t.one! / t.pieces!).toFixed(2)}×)`);
+      tf.dispose([ids, positions, mask, ...whole.flatMap((p) => [p.k, p.v]), ...pieces.flat().flatMap((p) => [p.k, p.v])]);
     }
     model.dispose();
   }

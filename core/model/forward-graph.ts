@@ -8,7 +8,8 @@
  * parameters are inputs, so it serves every model of that shape and never goes stale. Two kinds:
  * the general graph (below) runs any number of new tokens over any past, for prompts and uncached
  * recomputation; the step graph (`buildStep`) runs one new token per row over a past, with fewer
- * ops (`node dist/bench/graph.js` times both as a decode step).
+ * ops (`node dist/bench/graph.js` times both as a decode step). The step graph reads its past in
+ * pieces and grows only the last: see `buildStep`.
  *
  * The general graph's inputs:
  *  - `ids`, `positions` [B, T] int32: the new tokens and their positions;
@@ -31,11 +32,12 @@ const graphs = new Map<string, Promise<GraphFunction>>();
  * The forward graph of this kind for this model's shape, compiled once per process per thread
  * count (see `graphThreads` and `stepThreads`).
  */
-export function forwardGraph(c: ModelConfig, threads = 0, kind: 'general' | 'step' = 'general'): Promise<GraphFunction> {
-  const key = JSON.stringify([kind, threads, c.family, c.numLayers, c.numHeads, c.numKvHeads, c.headDim, c.hiddenSize, c.intermediateSize, c.vocabSize, c.normEps, c.tieEmbeddings]);
+export function forwardGraph(c: ModelConfig, threads = 0, kind: 'general' | 'step' = 'general', pieces = 1): Promise<GraphFunction> {
+  if (kind === 'step' && !(Number.isInteger(pieces) && pieces >= 1)) throw new Error(`a step graph reads its past in 1 or more pieces, not ${pieces}`);
+  const key = JSON.stringify([kind, kind === 'step' ? pieces : 0, threads, c.family, c.numLayers, c.numHeads, c.numKvHeads, c.headDim, c.hiddenSize, c.intermediateSize, c.vocabSize, c.normEps, c.tieEmbeddings]);
   let found = graphs.get(key);
   if (!found) {
-    const { graph, outputs } = kind === 'step' ? buildStep(c) : buildForward(c);
+    const { graph, outputs } = kind === 'step' ? buildStep(c, pieces) : buildForward(c);
     found = graph.compile(outputs, threads);
     // A failed compile is not kept: the next call tries again.
     found.catch(() => graphs.delete(key));
@@ -62,6 +64,20 @@ export function graphThreads(rows: number, parameters: number): number {
  * 1.8·10⁸ (`npm run bench:graph`, section 5: the 0.8M model at batch 128 is faster on one thread
  * over 32 past positions and on two over 192).
  */
+/**
+ * How many positions the growing piece of a decode step's cache (see `buildStep`) takes before
+ * generation freezes it and starts a new one, for a batch of B: at least 32, and as many as make
+ * a piece's keys and values 1 MiB a layer. A step then copies at most that much per layer instead
+ * of the whole past; each further piece costs a handful of ops a layer, which a small batch (one
+ * row: 1,024 positions of the 0.8M model) would pay for nothing. At most `MAX_CACHE_PIECES` pieces:
+ * the last then grows as it must.
+ */
+export function cacheBlock(c: ModelConfig, B: number): number {
+  return Math.max(32, Math.ceil(2 ** 20 / (B * c.numKvHeads * c.headDim * 8)));
+}
+
+export const MAX_CACHE_PIECES = 8;
+
 export function stepThreads(c: ModelConfig, B: number, past: number, parameters: number): number {
   return B * (parameters + 6 * c.numLayers * c.numKvHeads * c.headDim * past) < 1.8e8 ? 1 : 0;
 }
@@ -79,6 +95,9 @@ function begin(c: ModelConfig) {
   const past = Array.from({ length: c.numLayers }, (_, i) => ({ k: g.input(`k${i}`, 'float32'), v: g.input(`v${i}`, 'float32') }));
   return { g, ids, pos, mask, param, past, blocks: graphBlocks(g, c, param) };
 }
+
+/** The input names of layer i's frozen cache piece j (the growing piece is `k{i}`, `v{i}`). */
+const pieceNames = (i: number, j: number) => ({ k: `k${i}.${j}`, v: `v${i}.${j}` });
 
 /** The final norm, the logits of `last` [B, C] and their argmax, added to `outputs`. */
 function finish(c: ModelConfig, g: GraphBuilder, last: Ref, param: (name: string) => Ref, norm: (x: Ref, name: string) => Ref, outputs: Outputs): { graph: GraphBuilder; outputs: Outputs } {
@@ -162,26 +181,38 @@ function buildForward(c: ModelConfig): { graph: GraphBuilder; outputs: Outputs }
 /**
  * One cached decode step, one new token per row, as few ops as that allows: with T = 1 the heads
  * need reshapes, not transposes; every past key is causally visible, so only the padding mask
- * applies; there is no last position to pick. Shapes are fixed but for B and the past length P.
- * Inputs: `ids`, `positions` [B] int32, `mask` [B, ≥ P + 1] float32, `k{i}`, `v{i}` [B, K, P, D]
- * (P ≥ 1), the parameters, and for Llama `cos`, `sin`. Outputs as `buildForward`'s, with P + 1.
+ * applies; there is no last position to pick. Shapes are fixed but for B and the past length.
+ *
+ * The past comes in `pieces` per layer: `pieces - 1` frozen ones (`k{i}.{j}`, `v{i}.{j}`, each
+ * [B, K, P_j, D]) and the growing one (`k{i}`, `v{i}` [B, K, P_t, D], P_t ≥ 0), to which the new
+ * token's key and value are appended; that grown piece is the output. A step so copies only the
+ * growing piece, not the whole cache (a concatenation of every past key at every step cost a
+ * quarter of a 7.2M model's step at 32 past positions, more as the past grows). Attention spans
+ * the pieces: one score matmul per piece, one softmax over the scores side by side, the
+ * probabilities split back and each piece's values weighted and summed. With one piece this is the
+ * plain cached step. Inputs also: `ids`, `positions` [B] int32, `mask` [B, ≥ P + 1] float32 over
+ * the pieces' positions in order, the parameters, and for Llama `cos`, `sin`. Outputs: `logits`,
+ * `next` as `buildForward`'s, and `k{i}`, `v{i}` [B, K, P_t + 1, D].
  */
-function buildStep(c: ModelConfig): { graph: GraphBuilder; outputs: Outputs } {
+function buildStep(c: ModelConfig, pieces: number): { graph: GraphBuilder; outputs: Outputs } {
   const { numHeads: H, numKvHeads: K, headDim: D } = c;
   const N = H + 2 * K;
   const rep = H / K;
   const llama = c.family === 'llama';
   const { g, ids, pos, mask, param, past, blocks } = begin(c);
   const { norm, linear, mlp, queryKeyValue } = blocks;
+  const frozen = Array.from({ length: c.numLayers }, (_, i) =>
+    Array.from({ length: pieces - 1 }, (_, j) => ({ k: g.input(pieceNames(i, j).k, 'float32'), v: g.input(pieceNames(i, j).v, 'float32') })),
+  );
 
   let h = g.gather(param('embed'), ids); // [B, C]
   if (!llama) h = g.binary('AddV2', h, g.gather(param('pos'), pos));
   const cos = llama ? g.gather(g.input('cos', 'float32'), pos) : undefined; // [B, 1, D]
   const sin = llama ? g.gather(g.input('sin', 'float32'), pos) : undefined;
-  // The padding bias of the P + 1 keys: [B, 1, 1, P + 1].
+  // Each piece's length with the new token in the last, and the padding bias of all S keys: [B, 1, 1, S].
+  const lengths = g.shape([...frozen[0]!.map((p) => g.dim(p.k, 2)), g.intOp('AddV2', g.dim(past[0]!.k, 2), g.constant([1]))]);
+  const S = pieces === 1 ? lengths : g.op('Sum', [lengths, g.constant(0)], { T: { type: 'int32' }, Tidx: { type: 'int32' }, keep_dims: { bool: true } });
   const bias = (() => {
-    const P = g.dim(past[0]!.k, 2);
-    const S = g.intOp('AddV2', P, g.constant([1]));
     const keys = g.slice(mask, g.constant([0, 0]), g.shape([-1, S]));
     return g.reshapeTo(g.binary('Mul', g.binary('Sub', g.constant(1, 'float32'), keys), g.constant(MASKED, 'float32')), g.shape([-1, 1, 1, S]));
   })();
@@ -190,14 +221,24 @@ function buildStep(c: ModelConfig): { graph: GraphBuilder; outputs: Outputs } {
     const l = `layers.${i}`;
     const qkv = g.reshape(linear(norm(h, `${l}.norm1`), `${l}.attn.qkv`), [-1, N, D]); // [B, N, D]
     const [q, k, v] = queryKeyValue(qkv, cos, sin); // [B, n, D], q scaled, RoPE applied
-    const keys = g.concat([past[i]!.k, g.reshape(k, [-1, K, 1, D])], 2); // [B, K, P + 1, D]
+    const keys = g.concat([past[i]!.k, g.reshape(k, [-1, K, 1, D])], 2); // [B, K, P_t + 1, D]
     const values = g.concat([past[i]!.v, g.reshape(v, [-1, K, 1, D])], 2);
     outputs[`k${i}`] = { ref: keys, dtype: 'float32' };
     outputs[`v${i}`] = { ref: values, dtype: 'float32' };
-    // Grouped queries share their kv head: [B, K, rep, D] against [B, K, P + 1, D].
+    const allKeys = [...frozen[i]!.map((p) => p.k), keys];
+    const allValues = [...frozen[i]!.map((p) => p.v), values];
+    // Grouped queries share their kv head: [B, K, rep, D] against each piece's [B, K, P_j, D].
     const grouped = g.reshape(q, [-1, K, rep, D]);
-    const probs = g.unary('Softmax', g.binary('AddV2', g.batchMatMul(grouped, keys, false, true), bias));
-    const ctx = g.reshape(g.batchMatMul(probs, values), [-1, H * D]); // heads in order h = k·rep + r
+    const scores = allKeys.map((x) => g.batchMatMul(grouped, x, false, true));
+    const probs = g.unary('Softmax', g.binary('AddV2', pieces === 1 ? scores[0]! : g.concat(scores, 3), bias));
+    let ctx: Ref;
+    if (pieces === 1) ctx = g.batchMatMul(probs, values);
+    else {
+      const split = g.op('SplitV', [probs, lengths, g.constant(3)], { T: { type: 'float32' }, Tlen: { type: 'int32' }, num_split: { int: pieces } });
+      const parts = allValues.map((x, j) => g.batchMatMul(j === 0 ? split : `${split}:${j}`, x));
+      ctx = g.op('AddN', parts, { T: { type: 'float32' }, N: { int: pieces } });
+    }
+    ctx = g.reshape(ctx, [-1, H * D]); // heads in order h = k·rep + r
     h = g.binary('AddV2', h, linear(ctx, `${l}.attn.out`));
     h = g.binary('AddV2', h, mlp(norm(h, `${l}.norm2`), l));
   }
@@ -232,4 +273,36 @@ export function runForwardGraph(
   } finally {
     empty?.dispose();
   }
+}
+
+/**
+ * One decode step through a step graph compiled for `pieces[i].length` pieces: `ids`, `positions`
+ * [B], `mask` [B, ≥ P + 1], and per layer the cache pieces in position order, the last the one that
+ * grows. Returns the logits, their argmax and per layer the grown last piece; the caller disposes
+ * them (the pieces passed in stay the caller's).
+ */
+export function runStepGraph(
+  graph: GraphFunction, model: DecoderModel, ids: tf.Tensor, positions: tf.Tensor, mask: tf.Tensor2D, pieces: LayerCache[][],
+): { logits: tf.Tensor2D; next: tf.Tensor1D; tail: LayerCache[] } {
+  const c = model.config;
+  const inputs: Record<string, tf.Tensor> = { ids, positions, mask };
+  for (const [name, v] of model.params) inputs[name] = v;
+  const rope = model.ropeTables();
+  if (rope) Object.assign(inputs, rope);
+  for (let i = 0; i < c.numLayers; i++) {
+    const layer = pieces[i]!;
+    layer.slice(0, -1).forEach((p, j) => {
+      const names = pieceNames(i, j);
+      inputs[names.k] = p.k;
+      inputs[names.v] = p.v;
+    });
+    inputs[`k${i}`] = layer.at(-1)!.k;
+    inputs[`v${i}`] = layer.at(-1)!.v;
+  }
+  const out = graph.run(inputs);
+  return {
+    logits: out.logits as tf.Tensor2D,
+    next: out.next as tf.Tensor1D,
+    tail: Array.from({ length: c.numLayers }, (_, i) => ({ k: out[`k${i}`] as tf.Tensor4D, v: out[`v${i}`] as tf.Tensor4D })),
+  };
 }

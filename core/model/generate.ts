@@ -10,8 +10,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { InvalidInputError } from '../errors';
 import type { Rng } from '../random';
-import { graphsAvailable, type GraphFunction } from '../compute/graph';
-import { forwardGraph, graphThreads, runForwardGraph, stepThreads } from './forward-graph';
+import { graphsAvailable } from '../compute/graph';
+import { cacheBlock, forwardGraph, MAX_CACHE_PIECES, graphThreads, runForwardGraph, runStepGraph, stepThreads } from './forward-graph';
 import { paddingBias, positionsFromMask, type DecoderModel, type LayerCache } from './decoder';
 
 export interface GenerateOptions {
@@ -163,23 +163,33 @@ async function readLast(logits: tf.Tensor, greedy: boolean | undefined): Promise
   }
 }
 
-/** The native backend's path: the prompts and each step as one graph call (forward-graph.ts). */
+/**
+ * The native backend's path: the prompts and each step as one graph call (forward-graph.ts). The
+ * cache is kept in pieces per layer: the piece the steps grow, after the frozen ones. The prompt's
+ * keys and values are the first growing piece; one that reaches `cacheBlock` positions is frozen
+ * and a new, empty one started (up to MAX_CACHE_PIECES pieces).
+ */
 async function graphStepper({ model, rows, maskRows, B, L, options, useCache }: StepInput): Promise<Stepper> {
+  const c = model.config;
   const parameters = [...model.params.values()].reduce((a, v) => a + v.size, 0);
-  const graphFor = (positions: number) => forwardGraph(model.config, graphThreads(positions, parameters));
+  const graphFor = (positions: number) => forwardGraph(c, graphThreads(positions, parameters));
   const prompts = await graphFor(B * L);
-  // A step's thread count depends on the past length, so it can change along the way.
-  const stepGraph = (past: number) => forwardGraph(model.config, stepThreads(model.config, B, past, parameters), 'step');
-  // Every key position's mask, now and for the tokens to come (new tokens are real).
+  // Over the keys of the prompt and every new token: [B, L + maxNewTokens].
   const mask = tf.tensor2d(maskRows.map((r) => [...r, ...new Array<number>(options.maxNewTokens).fill(1)]), [B, L + options.maxNewTokens], 'float32');
   const nextPos = maskRows.map((r) => r.reduce((a, b) => a + b, 0));
-  let cache: LayerCache[] | undefined;
-  const run = async (graph: GraphFunction, ids: tf.Tensor, positions: tf.Tensor, past: LayerCache[] | undefined) => {
-    const res = runForwardGraph(graph, model, ids, positions, mask, past);
-    tf.dispose([ids, positions]);
-    disposeCache(cache);
-    if (useCache) cache = res.present;
-    else disposeCache(res.present);
+  // Per layer: the frozen pieces and the growing piece, of `grown` positions (0: the shared empty one).
+  const frozen: LayerCache[][] = Array.from({ length: c.numLayers }, () => []);
+  const empty = tf.zeros([B, c.numKvHeads, 0, c.headDim]) as tf.Tensor4D;
+  let growing: LayerCache[] = [];
+  let grown = 0;
+  const block = cacheBlock(c, B);
+  const freezeIfFull = () => {
+    if (grown < block || frozen[0]!.length >= MAX_CACHE_PIECES - 1) return;
+    growing.forEach((p, i) => frozen[i]!.push(p));
+    growing = growing.map(() => ({ k: empty, v: empty }));
+    grown = 0;
+  };
+  const read = async (res: { logits: tf.Tensor; next: tf.Tensor }) => {
     try {
       return options.greedy ? ((await res.next.data()) as Int32Array) : ((await res.logits.data()) as Float32Array);
     } finally {
@@ -196,24 +206,41 @@ async function graphStepper({ model, rows, maskRows, B, L, options, useCache }: 
   return {
     start: () => {
       const { ids, positions } = all();
-      return run(prompts, ids, positions, undefined);
+      const res = runForwardGraph(prompts, model, ids, positions, mask, undefined);
+      tf.dispose([ids, positions]);
+      if (useCache) {
+        growing = res.present;
+        grown = L;
+        freezeIfFull();
+      } else disposeCache(res.present);
+      return read(res);
     },
     next: async (chosen, step) => {
       if (!useCache) {
         for (let b = 0; b < B; b++) rows[b]!.push(chosen[b]!);
-        const graph = await graphFor(B * rows[0]!.length);
         const { ids, positions } = all();
-        return run(graph, ids, positions, undefined);
+        const res = runForwardGraph(await graphFor(B * rows[0]!.length), model, ids, positions, mask, undefined);
+        tf.dispose([ids, positions]);
+        disposeCache(res.present);
+        return read(res);
       }
-      const graph = await stepGraph(L + step); // the cache holds the prompt and `step` new tokens
+      // The cache holds the prompt and `step` new tokens.
+      const graph = await forwardGraph(c, stepThreads(c, B, L + step, parameters), 'step', frozen[0]!.length + 1);
       const ids = tf.tensor1d(chosen, 'int32');
       const positions = tf.tensor1d(nextPos, 'int32');
       for (let b = 0; b < B; b++) nextPos[b]!++;
-      return run(graph, ids, positions, cache);
+      const res = runStepGraph(graph, model, ids, positions, mask, frozen.map((f, i) => [...f, growing[i]!]));
+      tf.dispose([ids, positions]);
+      if (grown > 0) disposeCache(growing);
+      growing = res.tail;
+      grown += 1;
+      freezeIfFull();
+      return read(res);
     },
     dispose: () => {
-      disposeCache(cache);
-      mask.dispose();
+      for (const f of frozen) disposeCache(f);
+      if (grown > 0) disposeCache(growing);
+      tf.dispose([mask, empty]);
     },
   };
 }

@@ -11,7 +11,7 @@ import { initBackend } from '../../core/compute/backend';
 import { GraphBuilder, graphsAvailable, withGraphs } from '../../core/compute/graph';
 import { fromHfConfig } from '../../core/model/config';
 import { DecoderModel, positionsFromMask, type LayerCache } from '../../core/model/decoder';
-import { forwardGraph, runForwardGraph } from '../../core/model/forward-graph';
+import { cacheBlock, forwardGraph, runForwardGraph, runStepGraph } from '../../core/model/forward-graph';
 import { generate } from '../../core/model/generate';
 import { Rng } from '../../core/random';
 
@@ -35,7 +35,7 @@ describe('forward graph', () => {
   });
 
   for (const [family, config] of [['llama (GQA, untied)', LLAMA], ['gpt2', GPT2]] as const) {
-    it(`${family}: prompts and three cached steps, through the general and the step graph, give the eager decoder's logits and cache`, async (t) => {
+    it(`${family}: prompts and three cached steps, through the general graph, the step graph, and the step graph on a cache in pieces, give the eager decoder's logits and cache`, async (t) => {
       if (!graphsAvailable()) return t.diagnostic(`no graphs on ${tf.getBackend()}`);
       const model = DecoderModel.initialise(config, 3);
       const graph = await forwardGraph(config);
@@ -56,6 +56,13 @@ describe('forward graph', () => {
       let fromGraph = runForwardGraph(graph, model, ids, positions, fullMask, undefined);
       // The step graph continues from the same prompt call, on its own cache.
       let fromStep = { ...fromGraph, present: fromGraph.present.map((p) => ({ k: tf.clone(p.k), v: tf.clone(p.v) })) };
+      // And on a cache in pieces, as generation keeps it: the prompt's frozen, then a new growing
+      // piece, itself frozen after two steps (so the third step reads three pieces).
+      const frozen: LayerCache[][] = fromGraph.present.map((p) => [{ k: tf.clone(p.k), v: tf.clone(p.v) }]);
+      const empty = tf.zeros([B, config.numKvHeads, 0, config.headDim]) as tf.Tensor4D;
+      let growing: LayerCache[] = frozen.map(() => ({ k: empty, v: empty }));
+      let fromPieces = { logits: fromGraph.logits, next: fromGraph.next };
+      const joined = () => frozen.map((f, i) => ({ k: tf.concat([...f.map((p) => p.k), growing[i]!.k], 2), v: tf.concat([...f.map((p) => p.v), growing[i]!.v], 2) }));
       let worst = 0;
       const compare = (what: string, a: tf.Tensor, b: tf.Tensor) => {
         const d = maxDiff(a, b);
@@ -65,7 +72,8 @@ describe('forward graph', () => {
       let next = lengths.slice();
       for (let step = 0; ; step++) {
         const argmax = Array.from(await tf.argMax(tf.reshape(eager.logits, [B, -1]), 1).data());
-        for (const [path, out] of [['general', fromGraph], ['step', fromStep]] as const) {
+        const pieces = { ...fromPieces, present: joined() };
+        for (const [path, out] of [['general', fromGraph], ['step', fromStep], ['pieces', pieces]] as const) {
           compare(`${path} graph, step ${step} logits`, tf.reshape(eager.logits, [B, -1]), out.logits);
           eager.present.forEach((p, i) => {
             compare(`${path} graph, step ${step} layer ${i} keys`, p.k, out.present[i]!.k);
@@ -73,8 +81,8 @@ describe('forward graph', () => {
           });
           assert.deepEqual(Array.from(await out.next.data()), argmax);
         }
-        tf.dispose([ids, positions, eager.logits, fromGraph.logits, fromGraph.next]);
-        if (step > 0) tf.dispose([fromStep.logits, fromStep.next]);
+        tf.dispose([ids, positions, eager.logits, fromGraph.logits, fromGraph.next, ...pieces.present.flatMap((p) => [p.k, p.v])]);
+        if (step > 0) tf.dispose([fromStep.logits, fromStep.next, fromPieces.logits, fromPieces.next]);
         if (step === steps) break;
         const chosen = Array.from({ length: B }, () => 1 + rng.int(49));
         ids = tf.tensor2d(chosen, [B, 1], 'int32');
@@ -90,14 +98,46 @@ describe('forward graph', () => {
         fromGraph = runForwardGraph(graph, model, ids, positions, fullMask, pastGraph);
         const [rowIds, rowPositions] = [tf.reshape(ids, [B]), tf.reshape(positions, [B])];
         fromStep = runForwardGraph(stepGraph, model, rowIds, rowPositions, fullMask, pastStep);
+        const piecesGraph = await forwardGraph(config, 0, 'step', frozen[0]!.length + 1);
+        const res = runStepGraph(piecesGraph, model, rowIds, rowPositions, fullMask, frozen.map((f, i) => [...f, growing[i]!]));
+        if (step > 0) tf.dispose(growing.flatMap((p) => [p.k, p.v]));
+        growing = res.tail;
+        fromPieces = { logits: res.logits, next: res.next };
+        if (step === 1) {
+          growing.forEach((p, i) => frozen[i]!.push(p));
+          growing = frozen.map(() => ({ k: empty, v: empty }));
+        }
         tf.dispose([rowIds, rowPositions, ...[...pastEager, ...pastGraph, ...pastStep].flatMap((p) => [p.k, p.v])]);
       }
-      tf.dispose([...eager.present, ...fromGraph.present, ...fromStep.present].flatMap((p) => [p.k, p.v]));
+      assert.equal(frozen[0]!.length, 2, 'the last step read three pieces');
+      tf.dispose([...eager.present, ...fromGraph.present, ...fromStep.present, ...growing, ...frozen.flat()].flatMap((p) => [p.k, p.v]));
+      tf.dispose([empty, fromPieces.logits, fromPieces.next]);
       tf.dispose([keyMask, fullMask]);
       model.dispose();
       t.diagnostic(`${family}: largest difference ${worst.toExponential(2)}`);
     });
   }
+
+  it('generates with the cache in frozen pieces (cacheBlock) the tokens the eager path does, draw for draw', async (t) => {
+    if (!graphsAvailable()) return t.diagnostic(`no graphs on ${tf.getBackend()}`);
+    // Wide heads, so that 16 rows reach a piece's 1 MiB a layer at 32 positions.
+    const config = fromHfConfig({ model_type: 'llama', vocab_size: 50, hidden_size: 256, intermediate_size: 64, num_hidden_layers: 1, num_attention_heads: 4, num_key_value_heads: 4, max_position_embeddings: 128, rms_norm_eps: 1e-5, tie_word_embeddings: true, rope_theta: 500 });
+    const B = 16;
+    assert.equal(cacheBlock(config, B), 32);
+    const model = DecoderModel.initialise(config, 4);
+    const rng = new Rng(8);
+    // Prompts of 3 to 40 tokens: the longest is frozen at once, the others grow into their first piece.
+    const prompts = Array.from({ length: B }, (_, i) => Array.from({ length: i === 0 ? 40 : 3 + rng.int(10) }, () => 3 + rng.int(47)));
+    const options = (seed: number) => ({ maxNewTokens: 80, temperature: 1.5, eosTokenId: null, rngs: prompts.map((_, i) => new Rng(seed + i)) });
+    const eager = await withGraphs(false, () => generate(model, prompts, options(1)));
+    const before = tf.memory().numTensors;
+    const graph = await withGraphs(true, () => generate(model, prompts, options(1)));
+    assert.equal(tf.memory().numTensors, before);
+    assert.deepEqual(graph, eager);
+    const greedy = { maxNewTokens: 80, greedy: true, eosTokenId: null };
+    assert.deepEqual(await withGraphs(true, () => generate(model, prompts, greedy)), await withGraphs(false, () => generate(model, prompts, greedy)));
+    model.dispose();
+  });
 
   it('samples the same tokens as the eager path, draw for draw, and leaves no tensors behind', async (t) => {
     if (!graphsAvailable()) return t.diagnostic(`no graphs on ${tf.getBackend()}`);
