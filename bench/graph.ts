@@ -10,7 +10,8 @@
  *     chooses between), and through the general forward graph on one thread;
  *  4. sampling one row on the host (`chooseToken`) at three vocabulary sizes, against the comparator
  *     sort of the ids it replaced;
- *  5. the thread crossovers: decode steps over a range of batch sizes and past lengths, and prompt
+ *  5. the thread crossovers: decode steps over a range of batch sizes and past lengths (the past in
+ *     pieces, as generation holds it), and prompt
  *     calls over a range of sizes (up to the judge's 128 prompts of 200 tokens), each on one thread
  *     and on libtensorflow's default, beside what `stepThreads` and `graphThreads` pick;
  *  6. a decode step over a past held in one piece (grown by a copy of the whole past) against the
@@ -23,7 +24,7 @@ import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { initBackend } from '../core/compute/backend';
 import { GraphBuilder, graphsAvailable, type Attr, type GraphFunction } from '../core/compute/graph';
-import { fromHfConfig } from '../core/model/config';
+import { fromHfConfig, type ModelConfig } from '../core/model/config';
 import { DecoderModel } from '../core/model/decoder';
 import { cacheBlock, forwardGraph, graphThreads, MAX_CACHE_PIECES, runForwardGraph, runStepGraph, stepThreads } from '../core/model/forward-graph';
 import { chooseToken } from '../core/model/generate';
@@ -47,6 +48,16 @@ function compare(variants: Record<string, () => void>, callsPerRound: number, ro
 }
 
 const ms = (x: number) => `${x.toFixed(3)} ms`;
+
+/** The pieces a past of P positions comes in (as generation holds it): full blocks, then the rest growing. */
+function pieceSizes(config: ModelConfig, B: number, P: number): number[] {
+  const block = cacheBlock(config, B);
+  const sizes: number[] = [];
+  for (let left = P; left > 0; left -= block) sizes.push(Math.min(block, left));
+  if (sizes.at(-1) === block) sizes.push(0);
+  while (sizes.length > MAX_CACHE_PIECES) sizes.splice(-2, 2, sizes.at(-2)! + sizes.at(-1)!);
+  return sizes;
+}
 
 async function main(): Promise<void> {
   await initBackend(undefined, () => undefined);
@@ -151,11 +162,11 @@ async function main(): Promise<void> {
     console.log(`sampling one row, vocabulary ${V}: chooseToken ${ms(t.chooseToken!)}, a comparator sort of the ids alone ${ms(t.comparatorSort!)}`);
   }
 
-  // 5. Thread crossovers: [B, T, past] per model; T = 1 with a past is a decode step (step graph),
-  // past 0 a prompt call (general graph).
+  // 5. Thread crossovers: [B, T, past] per model; T = 1 with a past is a decode step (step graph,
+  // the past in pieces as generation holds it), past 0 a prompt call (general graph).
   const shapes: Record<string, [number, number, number][]> = {
     'llama-0.8m': [[32, 1, 32], [128, 1, 32], [128, 1, 192], [256, 1, 64], [8, 16, 0], [32, 16, 0], [128, 200, 0]],
-    'llama-7m': [[8, 1, 64], [16, 1, 64], [32, 1, 64], [2, 16, 0], [4, 16, 0], [8, 16, 0]],
+    'llama-7m': [[8, 1, 64], [16, 1, 64], [16, 1, 192], [32, 1, 32], [32, 1, 64], [2, 16, 0], [4, 16, 0], [8, 16, 0]],
   };
   for (const name of (process.env.BENCH_CONFIGS ?? 'llama-0.8m,llama-7m').split(',')) {
     const config = fromHfConfig(JSON.parse(readFileSync(path.join(__dirname, '..', '..', 'bench', 'configs', `${name}.json`), 'utf8')), name);
@@ -163,23 +174,25 @@ async function main(): Promise<void> {
     const parameters = [...model.params.values()].reduce((a, v) => a + v.size, 0);
     for (const [B, T, P] of shapes[name] ?? []) {
       const step = P > 0;
-      const kind = step ? 'step' : 'general';
-      const sessions = { one: await forwardGraph(config, 1, kind), default: await forwardGraph(config, 0, kind) };
-      const kv = () => tf.randomNormal([B, config.numKvHeads, P, config.headDim]) as tf.Tensor4D;
-      const past = Array.from({ length: config.numLayers }, () => ({ k: kv(), v: kv() }));
+      const sizes = step ? pieceSizes(config, B, P) : [0];
+      const sessions = step
+        ? { one: await forwardGraph(config, 1, 'step', sizes.length), default: await forwardGraph(config, 0, 'step', sizes.length) }
+        : { one: await forwardGraph(config, 1), default: await forwardGraph(config, 0) };
+      const kv = (n: number) => tf.randomNormal([B, config.numKvHeads, n, config.headDim]) as tf.Tensor4D;
+      const pieces = Array.from({ length: config.numLayers }, () => sizes.map((n) => ({ k: kv(n), v: kv(n) })));
       const ids = step ? tf.zeros([B], 'int32') : tf.zeros([B, T], 'int32');
       const positions = step ? tf.fill([B], P, 'int32') : tf.tile(tf.range(0, T, 1, 'int32').reshape([1, T]), [B, 1]);
       const mask = tf.ones([B, P + T]) as tf.Tensor2D;
       const call = (graph: GraphFunction) => () => {
-        const r = runForwardGraph(graph, model, ids, positions, mask, past);
+        const r = step ? runStepGraph(graph, model, ids, positions, mask, pieces) : runForwardGraph(graph, model, ids, positions, mask, pieces.map((p) => p[0]!));
         r.next.dataSync();
-        tf.dispose([r.logits, r.next, ...r.present.flatMap((p) => [p.k, p.v])]);
+        tf.dispose([r.logits, r.next, ...('tail' in r ? r.tail : r.present).flatMap((p) => [p.k, p.v])]);
       };
       const big = B * T > 1000;
       const t = compare({ one: call(sessions.one), default: call(sessions.default) }, big ? 1 : 5, big ? 5 : ROUNDS);
       const picked = (step ? stepThreads(config, B, P, parameters) : graphThreads(B * T, parameters)) === 1 ? 'one' : 'default';
       console.log(`${name} ${step ? `decode step, batch ${B} over ${P} past` : `prompt call, ${B} × ${T} tokens`}: one thread ${ms(t.one!)}, default threads ${ms(t.default!)} (picked: ${picked})`);
-      tf.dispose([ids, positions, mask, ...past.flatMap((p) => [p.k, p.v])]);
+      tf.dispose([ids, positions, mask, ...pieces.flat().flatMap((p) => [p.k, p.v])]);
     }
     model.dispose();
   }
@@ -195,12 +208,7 @@ async function main(): Promise<void> {
     const parameters = [...model.params.values()].reduce((a, v) => a + v.size, 0);
     for (const [B, P] of pieceShapes[name] ?? []) {
       const threads = stepThreads(config, B, P, parameters);
-      const block = cacheBlock(config, B);
-      // As generation would hold P positions: full blocks, then the rest growing.
-      const sizes: number[] = [];
-      for (let left = P; left > 0; left -= block) sizes.push(Math.min(block, left));
-      if (sizes.at(-1) === block || sizes.length >= MAX_CACHE_PIECES) sizes.push(0);
-      while (sizes.length > MAX_CACHE_PIECES) sizes.splice(-2, 2, sizes.at(-2)! + sizes.at(-1)!);
+      const sizes = pieceSizes(config, B, P);
       const kv = (n: number) => tf.randomNormal([B, config.numKvHeads, n, config.headDim]) as tf.Tensor4D;
       const pieces = Array.from({ length: config.numLayers }, () => sizes.map((n) => ({ k: kv(n), v: kv(n) })));
       const whole = pieces.map((ps) => ({ k: tf.concat(ps.map((p) => p.k), 2) as tf.Tensor4D, v: tf.concat(ps.map((p) => p.v), 2) as tf.Tensor4D }));

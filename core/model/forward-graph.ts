@@ -58,13 +58,6 @@ export function graphThreads(rows: number, parameters: number): number {
 }
 
 /**
- * Threads for a step-graph call: B rows over `past` cached positions. A step's work grows with the
- * past too (attention reads each layer's keys and values, and the cache is copied to grow it), so
- * the measure is B · (parameters + 6 · layers · K · D · past), and one thread is faster below about
- * 1.8·10⁸ (`npm run bench:graph`, section 5: the 0.8M model at batch 128 is faster on one thread
- * over 32 past positions and on two over 192).
- */
-/**
  * How many positions the growing piece of a decode step's cache (see `buildStep`) takes before
  * generation freezes it and starts a new one, for a batch of B: at least 32, and as many as make
  * a piece's keys and values 1 MiB a layer. A step then copies at most that much per layer instead
@@ -78,8 +71,18 @@ export function cacheBlock(c: ModelConfig, B: number): number {
 
 export const MAX_CACHE_PIECES = 8;
 
+/**
+ * Threads for a step-graph call: B rows over `past` cached positions, held in pieces (see
+ * `buildStep`), so a step copies at most a block of the past and reads the rest once per score and
+ * value matmul. The measure is B · (parameters + 2 · layers · heads · D · past), the step's
+ * multiply-adds with attention's; one thread is faster below about 2.3·10⁸ (`npm run bench:graph`,
+ * section 5: the 0.8M model runs faster on one thread at every shape timed, up to batch 256 over 64
+ * past positions at 2.27·10⁸; the 7.2M model runs faster on two at batch 32 over 32, 2.33·10⁸). Below
+ * that the 7.2M model's choice is close and moves between runs: at batch 8 and 16 over 64 one thread
+ * was 9–13% faster in one run and two threads 12–14% in another.
+ */
 export function stepThreads(c: ModelConfig, B: number, past: number, parameters: number): number {
-  return B * (parameters + 6 * c.numLayers * c.numKvHeads * c.headDim * past) < 1.8e8 ? 1 : 0;
+  return B * (parameters + 2 * c.numLayers * c.numHeads * c.headDim * past) < 2.3e8 ? 1 : 0;
 }
 
 type Outputs = Record<string, { ref: Ref; dtype: 'float32' | 'int32' }>;
