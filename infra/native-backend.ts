@@ -138,10 +138,15 @@ export const BINDING_PATCH = {
   ].join('\n'),
 };
 
+/** A block an earlier version of BINDING_PATCH inserted: its first comment line through its closing brace. */
+const EARLIER_PATCH = / {2}\/\/ srlm: SavedModel sessions[^\n]*\n[\s\S]*?\n {2}\}\n/g;
+
 export async function patchBinding(pkg: string, log: Log): Promise<void> {
   const file = path.join(pkg, 'binding', 'tfjs_backend.cc');
   let source = await fs.readFile(file, 'utf8');
   if (source.includes(BINDING_PATCH.code)) return;
+  // A source patched by an earlier version (a work tree upgraded in place) gets this block instead, not beside it.
+  source = source.replace(EARLIER_PATCH, '');
   if (!source.includes(BINDING_PATCH.anchor)) {
     log('native backend: tfjs-node\'s binding source has changed; graphs will share the eager thread pool');
     return;

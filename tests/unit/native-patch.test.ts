@@ -30,6 +30,14 @@ describe('tfjs-node binding patch', () => {
       assert.ok(patched.indexOf(BINDING_PATCH.anchor) < patched.indexOf('SRLM_GRAPH_THREADS'));
       assert.ok(patched.includes('#include <cstdlib>'));
       assert.equal(lines.length, 0);
+      // A source an earlier version patched (other code in the block) gets this block in its place.
+      const earlier = BINDING_PATCH.code.replace('int srlm_n = ', 'int srlm_n_earlier = 0; int srlm_n = ');
+      writeFileSync(file, pristine.replace(BINDING_PATCH.anchor, `${BINDING_PATCH.anchor}${earlier}`));
+      await patchBinding(dir, (l) => lines.push(l));
+      const upgraded = readFileSync(file, 'utf8');
+      assert.equal(upgraded.split('TF_SetConfig(session_options').length - 1, 1);
+      assert.ok(upgraded.includes(BINDING_PATCH.code) && !upgraded.includes('srlm_n_earlier'));
+      assert.equal(upgraded.replace(BINDING_PATCH.code, ''), patched.replace(BINDING_PATCH.code, ''), 'nothing else changed');
       // Source without the anchor is left alone, with a line saying so.
       writeFileSync(file, 'int main() {}\n');
       await patchBinding(dir, (l) => lines.push(l));
