@@ -78,8 +78,9 @@ export const MAX_CACHE_PIECES = 8;
  * multiply-adds with attention's; one thread is faster below about 2.3·10⁸ (`npm run bench:graph`,
  * section 5: the 0.8M model runs faster on one thread at every shape timed, up to batch 256 over 64
  * past positions at 2.27·10⁸; the 7.2M model runs faster on two at batch 32 over 32, 2.33·10⁸). Below
- * that the 7.2M model's choice is close and moves between runs: at batch 8 and 16 over 64 one thread
- * was 9–13% faster in one run and two threads 12–14% in another.
+ * that the 7.2M model's choice is close and moves between runs: at batch 8 and 16 over 64 past, two
+ * threads were 10–14% faster in one run of section 5, and one thread 9–13% faster in a throwaway
+ * probe of the same shapes shortly before.
  */
 export function stepThreads(c: ModelConfig, B: number, past: number, parameters: number): number {
   return B * (parameters + 2 * c.numLayers * c.numHeads * c.headDim * past) < 2.3e8 ? 1 : 0;
@@ -249,30 +250,38 @@ function buildStep(c: ModelConfig, pieces: number): { graph: GraphBuilder; outpu
 }
 
 /**
- * One forward call through a graph: `ids`/`positions` [B, T] (the step graph: [B]), `mask`
- * [B, ≥ P + T] (float32), `past` per layer or undefined for none (the step graph needs one). The
- * caller disposes every returned tensor.
+ * Runs a forward graph on `inputs` (ids, positions, mask and the cache) with the model's parameters
+ * and RoPE tables added; returns the logits, their argmax and per layer the `k{i}`, `v{i}` outputs.
+ */
+function callGraph(graph: GraphFunction, model: DecoderModel, inputs: Record<string, tf.Tensor>): { logits: tf.Tensor2D; next: tf.Tensor1D; present: LayerCache[] } {
+  for (const [name, v] of model.params) inputs[name] = v;
+  const rope = model.ropeTables();
+  if (rope) Object.assign(inputs, rope);
+  const out = graph.run(inputs);
+  return {
+    logits: out.logits as tf.Tensor2D,
+    next: out.next as tf.Tensor1D,
+    present: Array.from({ length: model.config.numLayers }, (_, i) => ({ k: out[`k${i}`] as tf.Tensor4D, v: out[`v${i}`] as tf.Tensor4D })),
+  };
+}
+
+/**
+ * One forward call through a graph: `ids`/`positions` [B, T] (the step graph of one piece: [B]),
+ * `mask` [B, ≥ P + T] (float32), `past` per layer or undefined for none (the step graph needs one).
+ * The caller disposes every returned tensor.
  */
 export function runForwardGraph(
   graph: GraphFunction, model: DecoderModel, ids: tf.Tensor, positions: tf.Tensor, mask: tf.Tensor2D, past: LayerCache[] | undefined,
 ): { logits: tf.Tensor2D; next: tf.Tensor1D; present: LayerCache[] } {
   const c = model.config;
   const inputs: Record<string, tf.Tensor> = { ids, positions, mask };
-  for (const [name, v] of model.params) inputs[name] = v;
-  const rope = model.ropeTables();
-  if (rope) Object.assign(inputs, rope);
   const empty = past ? undefined : tf.zeros([ids.shape[0], c.numKvHeads, 0, c.headDim]);
   for (let i = 0; i < c.numLayers; i++) {
     inputs[`k${i}`] = past ? past[i]!.k : empty!;
     inputs[`v${i}`] = past ? past[i]!.v : empty!;
   }
   try {
-    const out = graph.run(inputs);
-    return {
-      logits: out.logits as tf.Tensor2D,
-      next: out.next as tf.Tensor1D,
-      present: Array.from({ length: c.numLayers }, (_, i) => ({ k: out[`k${i}`] as tf.Tensor4D, v: out[`v${i}`] as tf.Tensor4D })),
-    };
+    return callGraph(graph, model, inputs);
   } finally {
     empty?.dispose();
   }
@@ -287,25 +296,14 @@ export function runForwardGraph(
 export function runStepGraph(
   graph: GraphFunction, model: DecoderModel, ids: tf.Tensor, positions: tf.Tensor, mask: tf.Tensor2D, pieces: LayerCache[][],
 ): { logits: tf.Tensor2D; next: tf.Tensor1D; tail: LayerCache[] } {
-  const c = model.config;
   const inputs: Record<string, tf.Tensor> = { ids, positions, mask };
-  for (const [name, v] of model.params) inputs[name] = v;
-  const rope = model.ropeTables();
-  if (rope) Object.assign(inputs, rope);
-  for (let i = 0; i < c.numLayers; i++) {
-    const layer = pieces[i]!;
-    layer.slice(0, -1).forEach((p, j) => {
-      const names = pieceNames(i, j);
+  pieces.forEach((layer, i) => {
+    layer.forEach((p, j) => {
+      const names = j === layer.length - 1 ? { k: `k${i}`, v: `v${i}` } : pieceNames(i, j);
       inputs[names.k] = p.k;
       inputs[names.v] = p.v;
     });
-    inputs[`k${i}`] = layer.at(-1)!.k;
-    inputs[`v${i}`] = layer.at(-1)!.v;
-  }
-  const out = graph.run(inputs);
-  return {
-    logits: out.logits as tf.Tensor2D,
-    next: out.next as tf.Tensor1D,
-    tail: Array.from({ length: c.numLayers }, (_, i) => ({ k: out[`k${i}`] as tf.Tensor4D, v: out[`v${i}`] as tf.Tensor4D })),
-  };
+  });
+  const { logits, next, present } = callGraph(graph, model, inputs);
+  return { logits, next, tail: present };
 }

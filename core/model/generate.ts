@@ -11,7 +11,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { InvalidInputError } from '../errors';
 import type { Rng } from '../random';
 import { graphsAvailable } from '../compute/graph';
-import { cacheBlock, forwardGraph, MAX_CACHE_PIECES, graphThreads, runForwardGraph, runStepGraph, stepThreads } from './forward-graph';
+import { cacheBlock, forwardGraph, graphThreads, MAX_CACHE_PIECES, runForwardGraph, runStepGraph, stepThreads } from './forward-graph';
 import { paddingBias, positionsFromMask, type DecoderModel, type LayerCache } from './decoder';
 
 export interface GenerateOptions {
