@@ -16,7 +16,9 @@
  *     and on libtensorflow's default, beside what `stepThreads` and `graphThreads` pick;
  *  6. a decode step over a past held in one piece (grown by a copy of the whole past) against the
  *     same past in frozen pieces of `cacheBlock` positions and a growing one (what generation
- *     keeps), at the thread count `stepThreads` picks.
+ *     keeps), at the thread count `stepThreads` picks;
+ *  7. greedy generation (prompt 16, 32 new tokens) with one decode step per graph call against
+ *     2, 4 (the default, `GREEDY_STEPS`) and 8: the call's and the host's share of a step.
  *
  *   npm run bench:graph
  */
@@ -27,7 +29,7 @@ import { GraphBuilder, graphsAvailable, type Attr, type GraphFunction } from '..
 import { fromHfConfig, type ModelConfig } from '../core/model/config';
 import { DecoderModel } from '../core/model/decoder';
 import { cacheBlock, forwardGraph, graphThreads, MAX_CACHE_PIECES, runForwardGraph, runStepGraph, stepThreads } from '../core/model/forward-graph';
-import { chooseToken } from '../core/model/generate';
+import { chooseToken, generate, GREEDY_STEPS } from '../core/model/generate';
 import { Rng } from '../core/random';
 import * as tf from '@tensorflow/tfjs-core';
 
@@ -230,6 +232,32 @@ async function main(): Promise<void> {
       }, 10);
       console.log(`${name} decode step, batch ${B} over ${P} past (${threads === 1 ? 'one thread' : 'default threads'}): one piece ${ms(t.one!)}, pieces ${sizes.join('+')} ${ms(t.pieces!)} (${(t.one! / t.pieces!).toFixed(2)}×)`);
       tf.dispose([ids, positions, mask, ...whole.flatMap((p) => [p.k, p.v]), ...pieces.flat().flatMap((p) => [p.k, p.v])]);
+    }
+    model.dispose();
+  }
+
+  // 7. Greedy steps per graph call, whole generate calls (the bench:model shape), interleaved.
+  for (const name of (process.env.BENCH_CONFIGS ?? 'llama-0.8m,llama-7m').split(',')) {
+    const config = fromHfConfig(JSON.parse(readFileSync(path.join(__dirname, '..', '..', 'bench', 'configs', `${name}.json`), 'utf8')), name);
+    const model = DecoderModel.initialise(config, 0);
+    const rng = new Rng(3);
+    for (const B of [1, 32]) {
+      const prompts = Array.from({ length: B }, () => Array.from({ length: 16 }, () => 3 + rng.int(config.vocabSize - 3)));
+      const counts = [1, 2, GREEDY_STEPS, 8].filter((n, i, all) => all.indexOf(n) === i);
+      const times: number[][] = counts.map(() => []);
+      const tokens: string[] = [];
+      const call = (n: number) => generate(model, prompts, { maxNewTokens: 32, greedy: true, eosTokenId: null, stepsPerCall: n });
+      for (const n of counts) tokens.push(JSON.stringify((await call(n)).tokens)); // warm-up (and the graphs)
+      for (let r = 0; r < ROUNDS; r++) {
+        for (const [i, n] of counts.entries()) {
+          const t = performance.now();
+          await call(n);
+          times[i]!.push(performance.now() - t);
+        }
+      }
+      const med = times.map((ts) => ts.sort((a, b) => a - b)[Math.floor(ts.length / 2)]!);
+      const same = tokens.every((x) => x === tokens[0]);
+      console.log(`${name} greedy generate, batch ${B}, 32 new tokens: ${counts.map((n, i) => `${n} step${n > 1 ? 's' : ''} per call ${ms(med[i]!)}${i ? ` (${(med[0]! / med[i]!).toFixed(2)}×)` : ''}`).join(', ')}; tokens ${same ? 'identical' : 'DIFFER'}`);
     }
     model.dispose();
   }

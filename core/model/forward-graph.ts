@@ -11,6 +11,8 @@
  * ops (`node dist/bench/graph.js` times both as a decode step). The step graph reads its past in
  * pieces and grows only the last: see `buildStep`.
  *
+ * The step graph can also run several greedy steps in one call (see `buildStep`).
+ *
  * The general graph's inputs:
  *  - `ids`, `positions` [B, T] int32: the new tokens and their positions;
  *  - `mask` [B, ≥ S] float32: 1 for a real token, 0 for padding, over every key position this call
@@ -32,12 +34,13 @@ const graphs = new Map<string, Promise<GraphFunction>>();
  * The forward graph of this kind for this model's shape, compiled once per process per thread
  * count (see `graphThreads` and `stepThreads`).
  */
-export function forwardGraph(c: ModelConfig, threads = 0, kind: 'general' | 'step' = 'general', pieces = 1): Promise<GraphFunction> {
+export function forwardGraph(c: ModelConfig, threads = 0, kind: 'general' | 'step' = 'general', pieces = 1, steps = 1): Promise<GraphFunction> {
   if (kind === 'step' && !(Number.isInteger(pieces) && pieces >= 1)) throw new Error(`a step graph reads its past in 1 or more pieces, not ${pieces}`);
-  const key = JSON.stringify([kind, kind === 'step' ? pieces : 0, threads, c.family, c.numLayers, c.numHeads, c.numKvHeads, c.headDim, c.hiddenSize, c.intermediateSize, c.vocabSize, c.normEps, c.tieEmbeddings]);
+  if (kind === 'step' && !(Number.isInteger(steps) && steps >= 1)) throw new Error(`a step graph runs 1 or more steps, not ${steps}`);
+  const key = JSON.stringify([kind, kind === 'step' ? pieces : 0, kind === 'step' ? steps : 0, threads, c.family, c.numLayers, c.numHeads, c.numKvHeads, c.headDim, c.hiddenSize, c.intermediateSize, c.vocabSize, c.normEps, c.tieEmbeddings]);
   let found = graphs.get(key);
   if (!found) {
-    const { graph, outputs } = kind === 'step' ? buildStep(c, pieces) : buildForward(c);
+    const { graph, outputs } = kind === 'step' ? buildStep(c, pieces, steps) : buildForward(c);
     found = graph.compile(outputs, threads);
     // A failed compile is not kept: the next call tries again.
     found.catch(() => graphs.delete(key));
@@ -103,10 +106,15 @@ function begin(c: ModelConfig) {
 /** The input names of layer i's frozen cache piece j (the growing piece is `k{i}`, `v{i}`). */
 const pieceNames = (i: number, j: number) => ({ k: `k${i}.${j}`, v: `v${i}.${j}` });
 
-/** The final norm, the logits of `last` [B, C] and their argmax, added to `outputs`. */
-function finish(c: ModelConfig, g: GraphBuilder, last: Ref, param: (name: string) => Ref, norm: (x: Ref, name: string) => Ref, outputs: Outputs): { graph: GraphBuilder; outputs: Outputs } {
+/** The logits [B, V] of `last` [B, C] after the final norm. */
+function head(c: ModelConfig, g: GraphBuilder, last: Ref, param: (name: string) => Ref, norm: (x: Ref, name: string) => Ref): Ref {
   const final = norm(last, 'norm');
-  const logits = c.tieEmbeddings ? g.matMul(final, param('embed'), false, true) : g.matMul(final, param('lmHead'));
+  return c.tieEmbeddings ? g.matMul(final, param('embed'), false, true) : g.matMul(final, param('lmHead'));
+}
+
+/** The logits of `last` [B, C] and their argmax, added to `outputs`. */
+function finish(c: ModelConfig, g: GraphBuilder, last: Ref, param: (name: string) => Ref, norm: (x: Ref, name: string) => Ref, outputs: Outputs): { graph: GraphBuilder; outputs: Outputs } {
+  const logits = head(c, g, last, param, norm);
   outputs.logits = { ref: logits, dtype: 'float32' };
   outputs.next = { ref: g.argMax(logits, 1), dtype: 'int32' };
   return { graph: g, outputs };
@@ -194,11 +202,16 @@ function buildForward(c: ModelConfig): { graph: GraphBuilder; outputs: Outputs }
  * quarter of a 7.2M model's step at 32 past positions, more as the past grows). Attention spans
  * the pieces: one score matmul per piece, one softmax over the scores side by side, the
  * probabilities split back and each piece's values weighted and summed. With one piece this is the
- * plain cached step. Inputs also: `ids`, `positions` [B] int32, `mask` [B, ≥ P + 1] float32 over
- * the pieces' positions in order, the parameters, and for Llama `cos`, `sin`. Outputs: `logits`,
- * `next` as `buildForward`'s, and `k{i}`, `v{i}` [B, K, P_t + 1, D].
+ * plain cached step. Inputs also: `ids`, `positions` [B] int32, `mask` [B, ≥ P + steps] float32
+ * over the pieces' positions in order, the parameters, and for Llama `cos`, `sin`. Outputs:
+ * `logits`, `next` as `buildForward`'s, and `k{i}`, `v{i}` [B, K, P_t + steps, D].
+ *
+ * With `steps` > 1 the graph runs that many greedy steps: each step's argmax is the next step's
+ * token, at the next position, and `tokens` [B, steps] int32 holds every step's argmax (`logits`
+ * and `next` are the last step's). One call then serves several tokens, for the call's and the
+ * host's share of a step (`GREEDY_STEPS` in generate.ts).
  */
-function buildStep(c: ModelConfig, pieces: number): { graph: GraphBuilder; outputs: Outputs } {
+function buildStep(c: ModelConfig, pieces: number, steps: number): { graph: GraphBuilder; outputs: Outputs } {
   const { numHeads: H, numKvHeads: K, headDim: D } = c;
   const N = H + 2 * K;
   const rep = H / K;
@@ -208,52 +221,70 @@ function buildStep(c: ModelConfig, pieces: number): { graph: GraphBuilder; outpu
   const frozen = Array.from({ length: c.numLayers }, (_, i) =>
     Array.from({ length: pieces - 1 }, (_, j) => ({ k: g.input(pieceNames(i, j).k, 'float32'), v: g.input(pieceNames(i, j).v, 'float32') })),
   );
-
-  let h = g.gather(param('embed'), ids); // [B, C]
-  if (!llama) h = g.binary('AddV2', h, g.gather(param('pos'), pos));
-  const cos = llama ? g.gather(g.input('cos', 'float32'), pos) : undefined; // [B, 1, D]
-  const sin = llama ? g.gather(g.input('sin', 'float32'), pos) : undefined;
-  // Each piece's length with the new token in the last, and the padding bias of all S keys: [B, 1, 1, S].
-  const lengths = g.shape([...frozen[0]!.map((p) => g.dim(p.k, 2)), g.intOp('AddV2', g.dim(past[0]!.k, 2), g.constant([1]))]);
-  const S = pieces === 1 ? lengths : g.op('Sum', [lengths, g.constant(0)], { T: { type: 'int32' }, Tidx: { type: 'int32' }, keep_dims: { bool: true } });
-  const bias = (() => {
-    const keys = g.slice(mask, g.constant([0, 0]), g.shape([-1, S]));
-    return g.reshapeTo(g.binary('Mul', g.binary('Sub', g.constant(1, 'float32'), keys), g.constant(MASKED, 'float32')), g.shape([-1, 1, 1, S]));
-  })();
+  const frozenLengths = frozen[0]!.map((p) => g.dim(p.k, 2));
+  const grownLength = g.dim(past[0]!.k, 2);
+  const cosTable = llama ? g.input('cos', 'float32') : undefined;
+  const sinTable = llama ? g.input('sin', 'float32') : undefined;
   const outputs: Outputs = {};
-  for (let i = 0; i < c.numLayers; i++) {
-    const l = `layers.${i}`;
-    const qkv = g.reshape(linear(norm(h, `${l}.norm1`), `${l}.attn.qkv`), [-1, N, D]); // [B, N, D]
-    const [q, k, v] = queryKeyValue(qkv, cos, sin); // [B, n, D], q scaled, RoPE applied
-    const keys = g.concat([past[i]!.k, g.reshape(k, [-1, K, 1, D])], 2); // [B, K, P_t + 1, D]
-    const values = g.concat([past[i]!.v, g.reshape(v, [-1, K, 1, D])], 2);
-    outputs[`k${i}`] = { ref: keys, dtype: 'float32' };
-    outputs[`v${i}`] = { ref: values, dtype: 'float32' };
-    const allKeys = [...frozen[i]!.map((p) => p.k), keys];
-    const allValues = [...frozen[i]!.map((p) => p.v), values];
-    // Grouped queries share their kv head: [B, K, rep, D] against each piece's [B, K, P_j, D].
-    const grouped = g.reshape(q, [-1, K, rep, D]);
-    const scores = allKeys.map((x) => g.batchMatMul(grouped, x, false, true));
-    const probs = g.unary('Softmax', g.binary('AddV2', pieces === 1 ? scores[0]! : g.concat(scores, 3), bias));
-    let ctx: Ref;
-    if (pieces === 1) ctx = g.batchMatMul(probs, values);
-    else {
-      const split = g.op('SplitV', [probs, lengths, g.constant(3)], { T: { type: 'float32' }, Tlen: { type: 'int32' }, num_split: { int: pieces } });
-      const parts = allValues.map((x, j) => g.batchMatMul(j === 0 ? split : `${split}:${j}`, x));
-      ctx = g.op('AddN', parts, { T: { type: 'float32' }, N: { int: pieces } });
+  // The growing piece per layer, and the token fed at each step with its position.
+  const growing = past.map((p) => ({ ...p }));
+  let tokens = ids;
+  const chosen: Ref[] = [];
+  let logits = '';
+  for (let s = 0; s < steps; s++) {
+    const position = s === 0 ? pos : g.intOp('AddV2', pos, g.constant([s]));
+    let h = g.gather(param('embed'), tokens); // [B, C]
+    if (!llama) h = g.binary('AddV2', h, g.gather(param('pos'), position));
+    const cos = cosTable ? g.gather(cosTable, position) : undefined; // [B, 1, D]
+    const sin = sinTable ? g.gather(sinTable, position) : undefined;
+    // Each piece's length with this step's token in the last, and the padding bias of all S keys: [B, 1, 1, S].
+    const lengths = g.shape([...frozenLengths, g.intOp('AddV2', grownLength, g.constant([s + 1]))]);
+    const S = pieces === 1 ? lengths : g.op('Sum', [lengths, g.constant(0)], { T: { type: 'int32' }, Tidx: { type: 'int32' }, keep_dims: { bool: true } });
+    const keysBias = g.slice(mask, g.constant([0, 0]), g.shape([-1, S]));
+    const bias = g.reshapeTo(g.binary('Mul', g.binary('Sub', g.constant(1, 'float32'), keysBias), g.constant(MASKED, 'float32')), g.shape([-1, 1, 1, S]));
+    for (let i = 0; i < c.numLayers; i++) {
+      const l = `layers.${i}`;
+      const qkv = g.reshape(linear(norm(h, `${l}.norm1`), `${l}.attn.qkv`), [-1, N, D]); // [B, N, D]
+      const [q, k, v] = queryKeyValue(qkv, cos, sin); // [B, n, D], q scaled, RoPE applied
+      const keys = g.concat([growing[i]!.k, g.reshape(k, [-1, K, 1, D])], 2); // [B, K, P_t + s + 1, D]
+      const values = g.concat([growing[i]!.v, g.reshape(v, [-1, K, 1, D])], 2);
+      growing[i] = { k: keys, v: values };
+      const allKeys = [...frozen[i]!.map((p) => p.k), keys];
+      const allValues = [...frozen[i]!.map((p) => p.v), values];
+      // Grouped queries share their kv head: [B, K, rep, D] against each piece's [B, K, P_j, D].
+      const grouped = g.reshape(q, [-1, K, rep, D]);
+      const scores = allKeys.map((x) => g.batchMatMul(grouped, x, false, true));
+      const probs = g.unary('Softmax', g.binary('AddV2', pieces === 1 ? scores[0]! : g.concat(scores, 3), bias));
+      let ctx: Ref;
+      if (pieces === 1) ctx = g.batchMatMul(probs, values);
+      else {
+        const split = g.op('SplitV', [probs, lengths, g.constant(3)], { T: { type: 'float32' }, Tlen: { type: 'int32' }, num_split: { int: pieces } });
+        const parts = allValues.map((x, j) => g.batchMatMul(j === 0 ? split : `${split}:${j}`, x));
+        ctx = g.op('AddN', parts, { T: { type: 'float32' }, N: { int: pieces } });
+      }
+      ctx = g.reshape(ctx, [-1, H * D]); // heads in order h = k·rep + r
+      h = g.binary('AddV2', h, linear(ctx, `${l}.attn.out`));
+      h = g.binary('AddV2', h, mlp(norm(h, `${l}.norm2`), l));
     }
-    ctx = g.reshape(ctx, [-1, H * D]); // heads in order h = k·rep + r
-    h = g.binary('AddV2', h, linear(ctx, `${l}.attn.out`));
-    h = g.binary('AddV2', h, mlp(norm(h, `${l}.norm2`), l));
+    logits = head(c, g, h, param, norm);
+    tokens = g.argMax(logits, 1);
+    chosen.push(tokens);
   }
-  return finish(c, g, h, param, norm, outputs);
+  growing.forEach((p, i) => {
+    outputs[`k${i}`] = { ref: p.k, dtype: 'float32' };
+    outputs[`v${i}`] = { ref: p.v, dtype: 'float32' };
+  });
+  outputs.logits = { ref: logits, dtype: 'float32' };
+  outputs.next = { ref: tokens, dtype: 'int32' };
+  if (steps > 1) outputs.tokens = { ref: g.op('Pack', chosen, { T: { type: 'int32' }, N: { int: steps }, axis: { int: 1 } }), dtype: 'int32' };
+  return { graph: g, outputs };
 }
 
 /**
  * Runs a forward graph on `inputs` (ids, positions, mask and the cache) with the model's parameters
  * and RoPE tables added; returns the logits, their argmax and per layer the `k{i}`, `v{i}` outputs.
  */
-function callGraph(graph: GraphFunction, model: DecoderModel, inputs: Record<string, tf.Tensor>): { logits: tf.Tensor2D; next: tf.Tensor1D; present: LayerCache[] } {
+function callGraph(graph: GraphFunction, model: DecoderModel, inputs: Record<string, tf.Tensor>): { logits: tf.Tensor2D; next: tf.Tensor1D; present: LayerCache[]; tokens?: tf.Tensor2D } {
   for (const [name, v] of model.params) inputs[name] = v;
   const rope = model.ropeTables();
   if (rope) Object.assign(inputs, rope);
@@ -262,6 +293,7 @@ function callGraph(graph: GraphFunction, model: DecoderModel, inputs: Record<str
     logits: out.logits as tf.Tensor2D,
     next: out.next as tf.Tensor1D,
     present: Array.from({ length: model.config.numLayers }, (_, i) => ({ k: out[`k${i}`] as tf.Tensor4D, v: out[`v${i}`] as tf.Tensor4D })),
+    ...(out.tokens ? { tokens: out.tokens as tf.Tensor2D } : {}),
   };
 }
 
@@ -288,14 +320,15 @@ export function runForwardGraph(
 }
 
 /**
- * One decode step through a step graph compiled for `pieces[i].length` pieces: `ids`, `positions`
- * [B], `mask` [B, ≥ P + 1], and per layer the cache pieces in position order, the last the one that
- * grows. Returns the logits, their argmax and per layer the grown last piece; the caller disposes
- * them (the pieces passed in stay the caller's).
+ * One call of a step graph compiled for `pieces[i].length` pieces (and some number of steps):
+ * `ids`, `positions` [B] (the first step's), `mask` [B, ≥ P + steps], and per layer the cache
+ * pieces in position order, the last the one that grows. Returns the last step's logits and
+ * argmax, per layer the grown last piece, and for a graph of several steps every step's argmax as
+ * `tokens` [B, steps]; the caller disposes them (the pieces passed in stay the caller's).
  */
 export function runStepGraph(
   graph: GraphFunction, model: DecoderModel, ids: tf.Tensor, positions: tf.Tensor, mask: tf.Tensor2D, pieces: LayerCache[][],
-): { logits: tf.Tensor2D; next: tf.Tensor1D; tail: LayerCache[] } {
+): { logits: tf.Tensor2D; next: tf.Tensor1D; tail: LayerCache[]; tokens?: tf.Tensor2D } {
   const inputs: Record<string, tf.Tensor> = { ids, positions, mask };
   pieces.forEach((layer, i) => {
     layer.forEach((p, j) => {
@@ -304,6 +337,6 @@ export function runStepGraph(
       inputs[names.v] = p.v;
     });
   });
-  const { logits, next, present } = callGraph(graph, model, inputs);
-  return { logits, next, tail: present };
+  const { logits, next, present, tokens } = callGraph(graph, model, inputs);
+  return { logits, next, tail: present, ...(tokens ? { tokens } : {}) };
 }

@@ -35,6 +35,11 @@ export interface GenerateOptions {
   padTokenId?: number;
   /** Reuse keys and values of earlier positions (default). False recomputes everything each step. */
   useCache?: boolean;
+  /**
+   * Greedy, cached decoding on the native backend: at most this many steps per graph call
+   * (default GREEDY_STEPS; 1: one per call). Tokens are the same either way.
+   */
+  stepsPerCall?: number;
 }
 
 export type FinishReason = 'length' | 'eos' | 'stop';
@@ -183,6 +188,7 @@ async function graphStepper({ model, rows, maskRows, B, L, options, useCache }: 
   let growing: LayerCache[] = [];
   let grown = 0;
   const block = cacheBlock(c, B);
+  const buffered: Int32Array[] = [];
   const freezeIfFull = () => {
     if (grown < block || frozen[0]!.length >= MAX_CACHE_PIECES - 1) return;
     growing.forEach((p, i) => frozen[i]!.push(p));
@@ -224,18 +230,33 @@ async function graphStepper({ model, rows, maskRows, B, L, options, useCache }: 
         disposeCache(res.present);
         return read(res);
       }
-      // The cache holds the prompt and `step` new tokens.
-      const graph = await forwardGraph(c, stepThreads(c, B, L + step, parameters), 'step', frozen[0]!.length + 1);
+      // Greedy tokens computed ahead by the last call, one step's [B] at a time.
+      const ahead = buffered.shift();
+      if (ahead) return ahead;
+      // The cache holds the prompt and `step` new tokens. Greedy decoding runs up to stepsPerCall
+      // steps in one call (a power of two, so few graphs serve every count, and no more than the
+      // tokens still wanted).
+      const wanted = options.maxNewTokens - 1 - step;
+      let steps = 1;
+      while (options.greedy && steps * 2 <= Math.min(options.stepsPerCall ?? GREEDY_STEPS, wanted)) steps *= 2;
+      const graph = await forwardGraph(c, stepThreads(c, B, L + step, parameters), 'step', frozen[0]!.length + 1, steps);
       const ids = tf.tensor1d(chosen, 'int32');
       const positions = tf.tensor1d(nextPos, 'int32');
-      for (let b = 0; b < B; b++) nextPos[b]!++;
+      for (let b = 0; b < B; b++) nextPos[b]! += steps;
       const res = runStepGraph(graph, model, ids, positions, mask, frozen.map((f, i) => [...f, growing[i]!]));
       tf.dispose([ids, positions]);
       if (grown > 0) disposeCache(growing);
       growing = res.tail;
-      grown += 1;
+      grown += steps;
       freezeIfFull();
-      return read(res);
+      if (!res.tokens) return read(res);
+      try {
+        const all = (await res.tokens.data()) as Int32Array; // [B, steps]
+        for (let s = 0; s < steps; s++) buffered.push(Int32Array.from({ length: B }, (_, b) => all[b * steps + s]!));
+      } finally {
+        tf.dispose([res.tokens, res.logits, res.next]);
+      }
+      return buffered.shift()!;
     },
     dispose: () => {
       for (const f of frozen) disposeCache(f);
@@ -244,6 +265,15 @@ async function graphStepper({ model, rows, maskRows, B, L, options, useCache }: 
     },
   };
 }
+
+/**
+ * Greedy decoding on the graph path runs this many steps per graph call (fewer for the last
+ * tokens): each step's argmax feeds the next inside the graph, so a call and the host's round trip
+ * are paid once per GREEDY_STEPS tokens. Rows are independent, so a row that ends inside a call
+ * (eos or a stop sequence) leaves the others' tokens as they would be step by step; its own extra
+ * tokens are dropped, as are a call's steps after every row has ended (at most GREEDY_STEPS − 1).
+ */
+export const GREEDY_STEPS = 4;
 
 /** Eager ops on any backend (Llama with folded inference weights). */
 function eagerStepper({ model, rows, maskRows, B, L, padded, options, useCache }: StepInput): Stepper {

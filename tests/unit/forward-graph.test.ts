@@ -12,7 +12,7 @@ import { GraphBuilder, graphsAvailable, withGraphs } from '../../core/compute/gr
 import { fromHfConfig } from '../../core/model/config';
 import { DecoderModel, positionsFromMask, type LayerCache } from '../../core/model/decoder';
 import { cacheBlock, forwardGraph, runForwardGraph, runStepGraph } from '../../core/model/forward-graph';
-import { generate } from '../../core/model/generate';
+import { generate, GREEDY_STEPS } from '../../core/model/generate';
 import { Rng } from '../../core/random';
 
 const LLAMA = fromHfConfig({ model_type: 'llama', vocab_size: 50, hidden_size: 32, intermediate_size: 40, num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2, max_position_embeddings: 64, rms_norm_eps: 1e-5, tie_word_embeddings: false, rope_theta: 500 });
@@ -117,6 +117,85 @@ describe('forward graph', () => {
       t.diagnostic(`${family}: largest difference ${worst.toExponential(2)}`);
     });
   }
+
+  for (const [family, config] of [['llama (GQA, untied)', LLAMA], ['gpt2', GPT2]] as const) {
+    it(`${family}: a step graph of four greedy steps gives the tokens, last logits and grown cache of four one-step calls, on a cache in pieces`, async (t) => {
+      if (!graphsAvailable()) return t.diagnostic(`no graphs on ${tf.getBackend()}`);
+      const model = DecoderModel.initialise(config, 6);
+      const before = tf.memory().numTensors;
+      const rng = new Rng(2);
+      const lengths = [6, 3, 1];
+      const B = lengths.length;
+      const L = 6;
+      const maskRows = lengths.map((n) => [...new Array<number>(L - n).fill(0), ...new Array<number>(n).fill(1)]);
+      const idRows = lengths.map((n) => [...new Array<number>(L - n).fill(0), ...Array.from({ length: n }, () => 1 + rng.int(49))]);
+      const mask = tf.tensor2d(maskRows.map((r) => [...r, ...new Array<number>(8).fill(1)]), undefined, 'float32');
+      const keyMask = tf.tensor2d(maskRows, undefined, 'int32');
+      const [ids, positions] = [tf.tensor2d(idRows, undefined, 'int32'), positionsFromMask(keyMask)];
+      const prompt = runForwardGraph(await forwardGraph(config), model, ids, positions, mask, undefined);
+      // The prompt's cache frozen, then a growing piece of one token: the calls read two pieces.
+      const first = Array.from(await prompt.next.data());
+      const frozen = prompt.present.map((p) => [p]);
+      const [firstIds, firstPos] = [tf.tensor1d(first, 'int32'), tf.tensor1d(lengths, 'int32')];
+      const empty = tf.zeros([B, config.numKvHeads, 0, config.headDim]) as tf.Tensor4D;
+      const start = runStepGraph(await forwardGraph(config, 0, 'step', 2), model, firstIds, firstPos, mask, frozen.map((f) => [...f, { k: empty, v: empty }]));
+      const fed = Array.from(await start.next.data());
+      const [fedIds, pos] = [tf.tensor1d(fed, 'int32'), tf.tensor1d(lengths.map((n) => n + 1), 'int32')];
+      // Four one-step calls, each fed the last argmax.
+      let growing = start.tail;
+      let single = { logits: start.logits, next: start.next };
+      const tokens: number[][] = [];
+      let token = tf.tensor1d(fed, 'int32');
+      for (let s = 0; s < 4; s++) {
+        const p = tf.tensor1d(lengths.map((n) => n + 1 + s), 'int32');
+        const res = runStepGraph(await forwardGraph(config, 0, 'step', 2), model, token, p, mask, frozen.map((f, i) => [...f, growing[i]!]));
+        tf.dispose([p, token, single.logits, ...(s > 0 ? [single.next] : []), ...(s > 0 ? growing.flatMap((x) => [x.k, x.v]) : [])]);
+        growing = res.tail;
+        single = res;
+        token = res.next;
+        tokens.push(Array.from(await res.next.data()));
+      }
+      // One call of four steps from the same start.
+      const multi = runStepGraph(await forwardGraph(config, 0, 'step', 2, 4), model, fedIds, pos, mask, frozen.map((f, i) => [...f, start.tail[i]!]));
+      assert.ok(multi.tokens, 'a multi-step graph returns its tokens');
+      assert.deepEqual(multi.tokens.shape, [B, 4]);
+      const together = (await multi.tokens.array()) as number[][];
+      assert.deepEqual(together, lengths.map((_, b) => tokens.map((row) => row[b]!)));
+      assert.deepEqual(Array.from(await multi.next.data()), tokens[3]);
+      assert.ok(maxDiff(multi.logits, single.logits) <= 1e-5, 'the last step\'s logits');
+      multi.tail.forEach((p, i) => {
+        assert.deepEqual(p.k.shape, growing[i]!.k.shape);
+        assert.ok(maxDiff(p.k, growing[i]!.k) <= 1e-5 && maxDiff(p.v, growing[i]!.v) <= 1e-5, `layer ${i}'s grown piece`);
+      });
+      tf.dispose([keyMask, ids, positions, mask, firstIds, firstPos, empty, fedIds, pos, prompt.logits, prompt.next, start.logits, start.next, single.logits, single.next, multi.logits, multi.next, multi.tokens]);
+      tf.dispose([...prompt.present, ...start.tail, ...growing, ...multi.tail].flatMap((p) => [p.k, p.v]));
+      assert.equal(tf.memory().numTensors, before, 'no tensors left behind');
+      model.dispose();
+    });
+  }
+
+  it(`greedy generation, ${GREEDY_STEPS} steps per graph call, ends rows at eos, stop sequences and the token cap where the eager path does`, async (t) => {
+    if (!graphsAvailable()) return t.diagnostic(`no graphs on ${tf.getBackend()}`);
+    const model = DecoderModel.initialise(LLAMA, 11);
+    const rng = new Rng(4);
+    const prompts = Array.from({ length: 6 }, (_, i) => Array.from({ length: 2 + i }, () => 3 + rng.int(47)));
+    // What each row generates with nothing to stop it, on the eager path.
+    const free = await withGraphs(false, () => generate(model, prompts, { maxNewTokens: 11, greedy: true, eosTokenId: null }));
+    // An eos that row 0 reaches at its sixth token and a stop sequence that row 1 ends with at its
+    // third: both inside a call of four steps, not at its edge (unless the token came earlier).
+    const eos = free.tokens[0]![5]!;
+    const stop = free.tokens[1]!.slice(1, 3);
+    const options = { maxNewTokens: 11, greedy: true, eosTokenId: eos, stopSequences: [stop] };
+    const eager = await withGraphs(false, () => generate(model, prompts, options));
+    const before = tf.memory().numTensors;
+    const graph = await withGraphs(true, () => generate(model, prompts, options));
+    assert.equal(tf.memory().numTensors, before);
+    assert.deepEqual(graph, eager);
+    assert.ok(eager.finishReasons.includes('eos') && eager.finishReasons.includes('stop'), `reasons ${eager.finishReasons.join(', ')}`);
+    // Rows that no stop reached run to the cap, 11 tokens: two calls of four, then two and one.
+    assert.deepEqual(await withGraphs(true, () => generate(model, prompts, { maxNewTokens: 11, greedy: true, eosTokenId: null })), free);
+    model.dispose();
+  });
 
   it('generates with the cache in frozen pieces (cacheBlock) the tokens the eager path does, draw for draw', async (t) => {
     if (!graphsAvailable()) return t.diagnostic(`no graphs on ${tf.getBackend()}`);
