@@ -50,34 +50,70 @@ export interface GenerateResult {
   finishReasons: FinishReason[];
 }
 
+/** Reused by `sortedIds`: two key and id buffers to sort between, and the digit counts. */
+let sortScratch = { keys: [new Uint32Array(0), new Uint32Array(0)], ids: [new Uint32Array(0), new Uint32Array(0)], count: new Uint32Array(257) };
+
+/** `sortedIds`' keys: the float bits as unsigned integers that ascend as the logits descend. */
+function sortKeys(logits: Float32Array, V: number, keys: Uint32Array, ids: Uint32Array): void {
+  const raw = new Uint32Array(logits.buffer, logits.byteOffset, V);
+  for (let i = 0; i < V; i++) {
+    const u = raw[i]! === 0x80000000 ? 0 : raw[i]!; // −0 → +0
+    const ordered = u & 0x80000000 ? ~u >>> 0 : (u | 0x80000000) >>> 0; // ascending like the floats
+    keys[i] = ~ordered >>> 0; // descending
+    ids[i] = i;
+  }
+}
+
+/**
+ * One stable counting pass of `sortedIds` on the 8 bits of the keys at `shift`, into the spare
+ * buffers; false (and nothing moved) when every key has the same digit there.
+ */
+function radixPass(shift: number, V: number, keys: Uint32Array, ids: Uint32Array, outKeys: Uint32Array, outIds: Uint32Array, count: Uint32Array): boolean {
+  count.fill(0);
+  for (let i = 0; i < V; i++) count[((keys[i]! >>> shift) & 255) + 1]!++;
+  if (count[((keys[0]! >>> shift) & 255) + 1] === V) return false;
+  for (let d = 1; d <= 256; d++) count[d]! += count[d - 1]!;
+  for (let i = 0; i < V; i++) {
+    const at = count[(keys[i]! >>> shift) & 255]!++;
+    outKeys[at] = keys[i]!;
+    outIds[at] = ids[i]!;
+  }
+  return true;
+}
+
 /**
  * Token ids in order of descending logit, ties by ascending id: the order sampling walks. A
  * comparator sort of the ids costs about 0.03 ms a row at V = 259 and 11 ms at V = 32,000
  * (`npm run bench:graph`), each row and step: at batch 32, a good part of a small model's decode
- * step. So the ids are sorted as numbers instead: each
- * logit's float32 bits, mapped to an unsigned integer that orders like the floats and then
- * inverted (descending), times 2^bits plus the id, is an integer below 2^53 that a Float64Array
- * sorts natively into exactly the comparator's order (same logits tie by id; −0 counts as +0).
+ * step. So the ids are sorted as integers instead: each logit's float32 bits map to an unsigned
+ * integer that orders like the floats (−0 as +0), inverted so that ascending
+ * means descending logits, and a least-significant-digit radix sort (four passes of 8 bits, a
+ * pass skipped when every key shares its digit) orders the ids by those keys. It is stable and
+ * starts from the ids in order, so equal logits keep ascending ids: exactly the comparator's
+ * order (sampling.test.ts holds the two equal, ties, zeros and infinities included), in linear
+ * time and without a comparison.
  */
 export function sortedIds(logits: Float32Array): Uint32Array {
   const V = logits.length;
-  const bits = Math.max(1, Math.ceil(Math.log2(V)));
-  if (bits > 21) return Uint32Array.from(Array.from(logits.keys()).sort((a, b) => logits[b]! - logits[a]! || a - b));
-  const scale = 2 ** bits;
-  const value = new Float32Array(1);
-  const raw = new Uint32Array(value.buffer);
-  const keys = new Float64Array(V);
-  for (let i = 0; i < V; i++) {
-    value[0] = logits[i]! + 0; // −0 → +0
-    const u = raw[0]!;
-    const ordered = u & 0x80000000 ? ~u >>> 0 : (u | 0x80000000) >>> 0; // ascending like the floats
-    keys[i] = (0xffffffff - ordered) * scale + i;
+  if (sortScratch.keys[0]!.length < V) {
+    sortScratch = { keys: [new Uint32Array(V), new Uint32Array(V)], ids: [new Uint32Array(V), new Uint32Array(V)], count: sortScratch.count };
   }
-  keys.sort();
-  const ids = new Uint32Array(V);
-  const inverse = 1 / scale; // exact: scale is a power of two
-  for (let i = 0; i < V; i++) ids[i] = keys[i]! - Math.floor(keys[i]! * inverse) * scale;
-  return ids;
+  const { count } = sortScratch;
+  let keys = sortScratch.keys[0]!;
+  let spareKeys = sortScratch.keys[1]!;
+  let ids = sortScratch.ids[0]!;
+  let spareIds = sortScratch.ids[1]!;
+  sortKeys(logits, V, keys, ids);
+  for (let shift = 0; shift < 32; shift += 8) {
+    if (!radixPass(shift, V, keys, ids, spareKeys, spareIds, count)) continue;
+    const k = keys;
+    keys = spareKeys;
+    spareKeys = k;
+    const d = ids;
+    ids = spareIds;
+    spareIds = d;
+  }
+  return ids.slice(0, V);
 }
 
 /** Chooses a token from one logits row (`rng`: the row's own generator, default options.rng). */
