@@ -194,6 +194,10 @@ describe('forward graph', () => {
     assert.ok(eager.finishReasons.includes('eos') && eager.finishReasons.includes('stop'), `reasons ${eager.finishReasons.join(', ')}`);
     // Rows that no stop reached run to the cap, 11 tokens: two calls of four, then two and one.
     assert.deepEqual(await withGraphs(true, () => generate(model, prompts, { maxNewTokens: 11, greedy: true, eosTokenId: null })), free);
+    // Any number of steps per call gives the same tokens (3 runs as 2, 2, ...: powers of two).
+    for (const stepsPerCall of [1, 2, 3, 8]) {
+      assert.deepEqual(await withGraphs(true, () => generate(model, prompts, { ...options, stepsPerCall })), eager, `${stepsPerCall} steps per call`);
+    }
     model.dispose();
   });
 
