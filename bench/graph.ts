@@ -51,6 +51,16 @@ function compare(variants: Record<string, () => void>, callsPerRound: number, ro
 
 const ms = (x: number) => `${x.toFixed(3)} ms`;
 
+/** The bench/configs models each section runs (BENCH_CONFIGS to choose). */
+const CONFIG_NAMES = (process.env.BENCH_CONFIGS ?? 'llama-0.8m,llama-7m').split(',');
+
+/** A bench/configs model, initialised, with its parameter count. */
+function benchModel(name: string): { config: ModelConfig; model: DecoderModel; parameters: number } {
+  const config = fromHfConfig(JSON.parse(readFileSync(path.join(__dirname, '..', '..', 'bench', 'configs', `${name}.json`), 'utf8')), name);
+  const model = DecoderModel.initialise(config, 0);
+  return { config, model, parameters: [...model.params.values()].reduce((a, v) => a + v.size, 0) };
+}
+
 /** The pieces a past of P positions comes in (as generation holds it): full blocks, then the rest growing. */
 function pieceSizes(config: ModelConfig, B: number, P: number): number[] {
   const block = cacheBlock(config, B);
@@ -122,10 +132,8 @@ async function main(): Promise<void> {
 
   // 3. A cached decode step: the step graph on one thread and on the default, and the general
   // forward graph (what steps used before the step graph) on one thread.
-  for (const name of (process.env.BENCH_CONFIGS ?? 'llama-0.8m,llama-7m').split(',')) {
-    const config = fromHfConfig(JSON.parse(readFileSync(path.join(__dirname, '..', '..', 'bench', 'configs', `${name}.json`), 'utf8')), name);
-    const model = DecoderModel.initialise(config, 0);
-    const parameters = [...model.params.values()].reduce((a, v) => a + v.size, 0);
+  for (const name of CONFIG_NAMES) {
+    const { config, model, parameters } = benchModel(name);
     const sessions = { one: await forwardGraph(config, 1, 'step'), default: await forwardGraph(config, 0, 'step'), general: await forwardGraph(config, 1) };
     for (const B of [1, 32]) {
       const P = 32;
@@ -170,10 +178,8 @@ async function main(): Promise<void> {
     'llama-0.8m': [[32, 1, 32], [128, 1, 32], [128, 1, 192], [256, 1, 64], [8, 16, 0], [32, 16, 0], [128, 200, 0]],
     'llama-7m': [[8, 1, 64], [16, 1, 64], [16, 1, 192], [32, 1, 32], [32, 1, 64], [2, 16, 0], [4, 16, 0], [8, 16, 0]],
   };
-  for (const name of (process.env.BENCH_CONFIGS ?? 'llama-0.8m,llama-7m').split(',')) {
-    const config = fromHfConfig(JSON.parse(readFileSync(path.join(__dirname, '..', '..', 'bench', 'configs', `${name}.json`), 'utf8')), name);
-    const model = DecoderModel.initialise(config, 0);
-    const parameters = [...model.params.values()].reduce((a, v) => a + v.size, 0);
+  for (const name of CONFIG_NAMES) {
+    const { config, model, parameters } = benchModel(name);
     for (const [B, T, P] of shapes[name] ?? []) {
       const step = P > 0;
       const sizes = step ? pieceSizes(config, B, P) : [0];
@@ -204,10 +210,8 @@ async function main(): Promise<void> {
     'llama-0.8m': [[32, 32], [32, 128], [32, 224], [128, 64], [128, 192]],
     'llama-7m': [[32, 32], [32, 128], [32, 224]],
   };
-  for (const name of (process.env.BENCH_CONFIGS ?? 'llama-0.8m,llama-7m').split(',')) {
-    const config = fromHfConfig(JSON.parse(readFileSync(path.join(__dirname, '..', '..', 'bench', 'configs', `${name}.json`), 'utf8')), name);
-    const model = DecoderModel.initialise(config, 0);
-    const parameters = [...model.params.values()].reduce((a, v) => a + v.size, 0);
+  for (const name of CONFIG_NAMES) {
+    const { config, model, parameters } = benchModel(name);
     for (const [B, P] of pieceShapes[name] ?? []) {
       const threads = stepThreads(config, B, P, parameters);
       const sizes = pieceSizes(config, B, P);
@@ -237,9 +241,8 @@ async function main(): Promise<void> {
   }
 
   // 7. Greedy steps per graph call, whole generate calls (the bench:model shape), interleaved.
-  for (const name of (process.env.BENCH_CONFIGS ?? 'llama-0.8m,llama-7m').split(',')) {
-    const config = fromHfConfig(JSON.parse(readFileSync(path.join(__dirname, '..', '..', 'bench', 'configs', `${name}.json`), 'utf8')), name);
-    const model = DecoderModel.initialise(config, 0);
+  for (const name of CONFIG_NAMES) {
+    const { config, model } = benchModel(name);
     const rng = new Rng(3);
     for (const B of [1, 32]) {
       const prompts = Array.from({ length: B }, () => Array.from({ length: 16 }, () => 3 + rng.int(config.vocabSize - 3)));

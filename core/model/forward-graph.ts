@@ -9,9 +9,7 @@
  * the general graph (below) runs any number of new tokens over any past, for prompts and uncached
  * recomputation; the step graph (`buildStep`) runs one new token per row over a past, with fewer
  * ops (`node dist/bench/graph.js` times both as a decode step). The step graph reads its past in
- * pieces and grows only the last: see `buildStep`.
- *
- * The step graph can also run several greedy steps in one call (see `buildStep`).
+ * pieces, grows only the last, and can run several greedy steps in one call: see `buildStep`.
  *
  * The general graph's inputs:
  *  - `ids`, `positions` [B, T] int32: the new tokens and their positions;

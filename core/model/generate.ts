@@ -50,8 +50,9 @@ export interface GenerateResult {
   finishReasons: FinishReason[];
 }
 
-/** Reused by `sortedIds`: two key and id buffers to sort between, and the digit counts. */
-let sortScratch = { keys: [new Uint32Array(0), new Uint32Array(0)], ids: [new Uint32Array(0), new Uint32Array(0)], count: new Uint32Array(257) };
+/** Reused by `sortedIds`: two key and id buffers to sort between (grown as needed), and the digit counts. */
+let sortBuffers = { keys: [new Uint32Array(0), new Uint32Array(0)], ids: [new Uint32Array(0), new Uint32Array(0)] };
+const sortCount = new Uint32Array(257);
 
 /** `sortedIds`' keys: the float bits as unsigned integers that ascend as the logits descend. */
 function sortKeys(logits: Float32Array, V: number, keys: Uint32Array, ids: Uint32Array): void {
@@ -95,23 +96,14 @@ function radixPass(shift: number, V: number, keys: Uint32Array, ids: Uint32Array
  */
 export function sortedIds(logits: Float32Array): Uint32Array {
   const V = logits.length;
-  if (sortScratch.keys[0]!.length < V) {
-    sortScratch = { keys: [new Uint32Array(V), new Uint32Array(V)], ids: [new Uint32Array(V), new Uint32Array(V)], count: sortScratch.count };
-  }
-  const { count } = sortScratch;
-  let keys = sortScratch.keys[0]!;
-  let spareKeys = sortScratch.keys[1]!;
-  let ids = sortScratch.ids[0]!;
-  let spareIds = sortScratch.ids[1]!;
+  if (sortBuffers.keys[0]!.length < V) sortBuffers = { keys: [new Uint32Array(V), new Uint32Array(V)], ids: [new Uint32Array(V), new Uint32Array(V)] };
+  let [keys, spareKeys] = sortBuffers.keys as [Uint32Array, Uint32Array];
+  let [ids, spareIds] = sortBuffers.ids as [Uint32Array, Uint32Array];
   sortKeys(logits, V, keys, ids);
   for (let shift = 0; shift < 32; shift += 8) {
-    if (!radixPass(shift, V, keys, ids, spareKeys, spareIds, count)) continue;
-    const k = keys;
-    keys = spareKeys;
-    spareKeys = k;
-    const d = ids;
-    ids = spareIds;
-    spareIds = d;
+    if (!radixPass(shift, V, keys, ids, spareKeys, spareIds, sortCount)) continue;
+    [keys, spareKeys] = [spareKeys, keys];
+    [ids, spareIds] = [spareIds, ids];
   }
   return ids.slice(0, V);
 }
