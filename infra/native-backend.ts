@@ -120,18 +120,29 @@ export function checkNativeBackend(): NativeStatus {
  * than one (`node dist/bench/graph.js`), while training's larger ops keep both cores.
  */
 export const BINDING_PATCH = {
-  id: 'srlm-graph-threads-1',
+  id: 'srlm-graph-threads-4',
   anchor: '  TF_SessionOptions *session_options = TF_NewSessionOptions();\n',
   code: [
-    '  // srlm: SavedModel sessions (its graphs) get their own thread counts, SRLM_GRAPH_THREADS (default 1).',
+    '  // srlm: SavedModel sessions (its graphs) get their own thread counts, SRLM_GRAPH_THREADS',
+    '  // ("N": N intra-op and inter-op threads, "N,M": N intra-op and M inter-op; default 1; 0: TF\'s own).',
     '  {',
     '    const char *srlm_threads = std::getenv("SRLM_GRAPH_THREADS");',
-    '    int srlm_n = srlm_threads ? std::atoi(srlm_threads) : 1;',
-    '    if (srlm_n > 0 && srlm_n < 128) {',
-    '      // ConfigProto: intra_op_parallelism_threads (field 2), inter_op_parallelism_threads (field 5).',
-    '      const unsigned char srlm_config[4] = {0x10, (unsigned char)srlm_n, 0x28, (unsigned char)srlm_n};',
+    '    int srlm_intra = srlm_threads ? std::atoi(srlm_threads) : 1;',
+    "    const char *srlm_comma = srlm_threads ? std::strchr(srlm_threads, ',') : nullptr;",
+    '    int srlm_inter = srlm_comma ? std::atoi(srlm_comma + 1) : srlm_intra;',
+    '    if (srlm_intra > 0 && srlm_intra < 128 && srlm_inter > 0 && srlm_inter < 100) {',
+    '      // ConfigProto: intra_op_parallelism_threads (field 2), inter_op_parallelism_threads (field 5)',
+    '      // and session_inter_op_thread_pool (field 12): a pool of srlm_inter threads shared by name',
+    '      // with the sessions that ask for as many, not the process-wide pool, whose size the first',
+    '      // session to open would decide for all.',
+    '      char srlm_name[16];',
+    '      int srlm_name_len = std::snprintf(srlm_name, sizeof srlm_name, "srlm-inter-%d", srlm_inter);',
+    '      unsigned char srlm_config[32] = {0x10, (unsigned char)srlm_intra, 0x28, (unsigned char)srlm_inter,',
+    '                                       0x62, (unsigned char)(4 + srlm_name_len), 0x08, (unsigned char)srlm_inter,',
+    '                                       0x12, (unsigned char)srlm_name_len};',
+    '      std::memcpy(srlm_config + 10, srlm_name, srlm_name_len);',
     '      TF_AutoStatus srlm_status;',
-    '      TF_SetConfig(session_options, srlm_config, sizeof srlm_config, srlm_status.status);',
+    '      TF_SetConfig(session_options, srlm_config, 10 + srlm_name_len, srlm_status.status);',
     '    }',
     '  }',
     '',
@@ -151,7 +162,9 @@ export async function patchBinding(pkg: string, log: Log): Promise<void> {
     log('native backend: tfjs-node\'s binding source has changed; graphs will share the eager thread pool');
     return;
   }
-  source = source.replace(BINDING_PATCH.anchor, `${BINDING_PATCH.anchor}${BINDING_PATCH.code}`).replace('#include <cstring>\n', '#include <cstdlib>\n#include <cstring>\n');
+  source = source.replace(BINDING_PATCH.anchor, `${BINDING_PATCH.anchor}${BINDING_PATCH.code}`);
+  // The block's headers (std::snprintf, std::getenv and std::atoi), once.
+  for (const header of ['<cstdio>', '<cstdlib>']) if (!source.includes(`#include ${header}\n`)) source = source.replace('#include <cstring>\n', `#include ${header}\n#include <cstring>\n`);
   await fs.writeFile(file, source);
 }
 

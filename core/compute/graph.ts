@@ -198,13 +198,17 @@ export class GraphBuilder {
   gather(table: Ref, indices: Ref, dtype: GraphDType = 'float32'): Ref {
     return this.op('GatherV2', [table, indices, this.constant(0)], { Tparams: { type: dtype }, Tindices: { type: 'int32' }, Taxis: { type: 'int32' }, batch_dims: { int: 0 } });
   }
-  concat(values: Ref[], axis: number): Ref {
-    return this.op('ConcatV2', [...values, this.constant(axis)], { T: { type: 'float32' }, N: { int: values.length }, Tidx: { type: 'int32' } });
+  concat(values: Ref[], axis: number, dtype: GraphDType = 'float32'): Ref {
+    return this.op('ConcatV2', [...values, this.constant(axis)], { T: { type: dtype }, N: { int: values.length }, Tidx: { type: 'int32' } });
   }
   /** Splits `x` along `axis` into pieces of these sizes; returns one ref per piece. */
   split(x: Ref, sizes: number[], axis: number): Ref[] {
-    const node = this.op('SplitV', [x, this.constant(sizes), this.constant(axis)], { T: { type: 'float32' }, Tlen: { type: 'int32' }, num_split: { int: sizes.length } });
-    return sizes.map((_, i) => (i === 0 ? node : `${node}:${i}`));
+    return this.splitBy(x, this.constant(sizes), sizes.length, axis);
+  }
+  /** Splits `x` along `axis` into `count` pieces of the sizes in the int32 vector `sizes` (one may be -1: the rest). */
+  splitBy(x: Ref, sizes: Ref, count: number, axis: number, dtype: GraphDType = 'float32'): Ref[] {
+    const node = this.op('SplitV', [x, sizes, this.constant(axis)], { T: { type: dtype }, Tlen: { type: 'int32' }, num_split: { int: count } });
+    return Array.from({ length: count }, (_, i) => (i === 0 ? node : `${node}:${i}`));
   }
   argMax(x: Ref, axis: number): Ref {
     return this.op('ArgMax', [x, this.constant(axis)], { T: { type: 'float32' }, Tidx: { type: 'int32' }, output_type: { type: 'int32' } });
@@ -240,7 +244,7 @@ export class GraphBuilder {
   slice(x: Ref, begin: Ref, size: Ref, dtype: GraphDType = 'float32'): Ref {
     return this.op('Slice', [x, begin, size], { T: { type: dtype }, Index: { type: 'int32' } });
   }
-  intOp(op: 'AddV2' | 'Sub', a: Ref, b: Ref): Ref {
+  intOp(op: 'AddV2' | 'Sub' | 'FloorDiv', a: Ref, b: Ref): Ref {
     return this.op(op, [a, b], { T: { type: 'int32' } });
   }
   /** A one-element int32 vector as a scalar. */
@@ -354,7 +358,7 @@ export class GraphBuilder {
    * threads (0: libtensorflow's default, one per core). The thread count takes effect where the
    * binding carries srlm's patch (infra/native-backend.ts), which reads it when the session opens.
    */
-  compile(outputs: Record<string, { ref: Ref; dtype: GraphDType }>, threads = 0): Promise<GraphFunction> {
+  compile(outputs: Record<string, { ref: Ref; dtype: GraphDType }>, threads: GraphThreads = 0): Promise<GraphFunction> {
     const api = nativeApi();
     if (!api) return Promise.reject(new Error('graphs need the native TensorFlow backend'));
     const bytes = this.savedModel(outputs);
@@ -364,7 +368,7 @@ export class GraphBuilder {
       const saved = process.env.SRLM_GRAPH_THREADS;
       try {
         writeFileSync(path.join(dir, 'saved_model.pb'), bytes);
-        process.env.SRLM_GRAPH_THREADS = String(threads);
+        process.env.SRLM_GRAPH_THREADS = typeof threads === 'number' ? String(threads) : threads.join(',');
         const session = await api.node.loadSavedModel(dir, ['serve'], 'serving_default');
         return new GraphFunction(session, [...this.inputs.keys()], Object.keys(outputs));
       } finally {
@@ -377,6 +381,9 @@ export class GraphBuilder {
     return load;
   }
 }
+
+/** Threads for a graph session: one count for intra-op and inter-op pools (0: the default), or [intra, inter]. */
+export type GraphThreads = number | readonly [number, number];
 
 /** A loaded graph: named inputs in, named outputs out (new tensors the caller disposes). */
 export class GraphFunction {

@@ -20,8 +20,9 @@
  * Outputs: `logits` [B, V] of the last position, `next` [B] their argmax (int32), and `k{i}`, `v{i}`
  * [B, K, P + T, D] to continue from.
  */
+import { availableParallelism } from 'node:os';
 import * as tf from '@tensorflow/tfjs-core';
-import { GraphBuilder, type GraphFunction, type Ref } from '../compute/graph';
+import { GraphBuilder, type GraphFunction, type GraphThreads, type Ref } from '../compute/graph';
 import type { ModelConfig } from './config';
 import { MASKED, type DecoderModel, type LayerCache } from './decoder';
 import { graphBlocks } from './graph-blocks';
@@ -32,13 +33,14 @@ const graphs = new Map<string, Promise<GraphFunction>>();
  * The forward graph of this kind for this model's shape, compiled once per process per thread
  * count (see `graphThreads` and `stepThreads`).
  */
-export function forwardGraph(c: ModelConfig, threads = 0, kind: 'general' | 'step' = 'general', pieces = 1, steps = 1): Promise<GraphFunction> {
+export function forwardGraph(c: ModelConfig, threads: GraphThreads = 0, kind: 'general' | 'step' = 'general', pieces = 1, steps = 1, lanes = 1): Promise<GraphFunction> {
   if (kind === 'step' && !(Number.isInteger(pieces) && pieces >= 1)) throw new Error(`a step graph reads its past in 1 or more pieces, not ${pieces}`);
   if (kind === 'step' && !(Number.isInteger(steps) && steps >= 1)) throw new Error(`a step graph runs 1 or more steps, not ${steps}`);
-  const key = JSON.stringify([kind, kind === 'step' ? pieces : 0, kind === 'step' ? steps : 0, threads, c.family, c.numLayers, c.numHeads, c.numKvHeads, c.headDim, c.hiddenSize, c.intermediateSize, c.vocabSize, c.normEps, c.tieEmbeddings]);
+  if (kind === 'step' && lanes !== 1 && lanes !== 2) throw new Error(`a step graph runs its rows in 1 or 2 lanes, not ${lanes}`);
+  const key = JSON.stringify([kind, kind === 'step' ? pieces : 0, kind === 'step' ? steps : 0, kind === 'step' ? lanes : 0, threads, c.family, c.numLayers, c.numHeads, c.numKvHeads, c.headDim, c.hiddenSize, c.intermediateSize, c.vocabSize, c.normEps, c.tieEmbeddings]);
   let found = graphs.get(key);
   if (!found) {
-    const { graph, outputs } = kind === 'step' ? buildStep(c, pieces, steps) : buildForward(c);
+    const { graph, outputs } = kind === 'step' ? buildStep(c, pieces, steps, lanes) : buildForward(c);
     found = graph.compile(outputs, threads);
     // A failed compile is not kept: the next call tries again.
     found.catch(() => graphs.delete(key));
@@ -85,6 +87,30 @@ export const MAX_CACHE_PIECES = 8;
  */
 export function stepThreads(c: ModelConfig, B: number, past: number, parameters: number): number {
   return B * (parameters + 2 * c.numLayers * c.numHeads * c.headDim * past) < 2.3e8 ? 1 : 0;
+}
+
+/**
+ * Two lanes from this much work a step, B · (parameters + 2 · layers · heads · D · past) as for
+ * `stepThreads`, and two rows (`npm run bench:graph`, section 8, times whole greedy generations
+ * both ways): the 0.8M model gains from batch 8 (6.6·10⁶), not at 2 or 4; the 7.2M model from
+ * batch 2 (1.4·10⁷). Below, two cores cost more in handoffs than they gain.
+ */
+export const LANES_FROM = 5e6;
+export const LANES_MIN_ROWS = 2;
+
+/**
+ * How a cached decode step of B rows over `past` positions runs. In one lane, the whole batch
+ * on `stepThreads`' count. In two lanes (`buildStep`), each half of the rows runs every op of the
+ * step as its own chain, on one intra-op thread, and two inter-op threads run the chains side by
+ * side: no op of the few hundred waits on a handoff between threads, and the matmuls, one per core,
+ * need no splitting. `lanes` forces one or the other (a single row always runs in one); unforced,
+ * two lanes from `LANES_FROM` on a machine of two or more cores.
+ */
+export function stepPlan(c: ModelConfig, B: number, past: number, parameters: number, lanes?: 1 | 2, cores = availableParallelism()): { threads: GraphThreads; lanes: 1 | 2 } {
+  const work = B * (parameters + 2 * c.numLayers * c.numHeads * c.headDim * past);
+  const chosen = B < 2 ? 1 : lanes ?? (cores >= 2 && B >= LANES_MIN_ROWS && work >= LANES_FROM ? 2 : 1);
+  if (chosen === 2) return { threads: [Math.max(1, Math.floor(cores / 2)), 2], lanes: 2 };
+  return { threads: stepThreads(c, B, past, parameters), lanes: 1 };
 }
 
 type Outputs = Record<string, { ref: Ref; dtype: 'float32' | 'int32' }>;
@@ -209,7 +235,7 @@ function buildForward(c: ModelConfig): { graph: GraphBuilder; outputs: Outputs }
  * and `next` are the last step's). One call then serves several tokens, for the call's and the
  * host's share of a step (`GREEDY_STEPS` in generate.ts).
  */
-function buildStep(c: ModelConfig, pieces: number, steps: number): { graph: GraphBuilder; outputs: Outputs } {
+function buildStep(c: ModelConfig, pieces: number, steps: number, lanes: number): { graph: GraphBuilder; outputs: Outputs } {
   const { numHeads: H, numKvHeads: K, headDim: D } = c;
   const N = H + 2 * K;
   const rep = H / K;
@@ -223,58 +249,76 @@ function buildStep(c: ModelConfig, pieces: number, steps: number): { graph: Grap
   const grownLength = g.dim(past[0]!.k, 2);
   const cosTable = llama ? g.input('cos', 'float32') : undefined;
   const sinTable = llama ? g.input('sin', 'float32') : undefined;
-  const outputs: Outputs = {};
-  // The growing piece per layer, and the token fed at each step with its position.
-  const growing = past.map((p) => ({ ...p }));
-  let tokens = ids;
-  const chosen: Ref[] = [];
-  let logits = '';
-  for (let s = 0; s < steps; s++) {
-    const position = s === 0 ? pos : g.intOp('AddV2', pos, g.constant([s]));
-    let h = g.gather(param('embed'), tokens); // [B, C]
-    if (!llama) h = g.binary('AddV2', h, g.gather(param('pos'), position));
-    const cos = cosTable ? g.gather(cosTable, position) : undefined; // [B, 1, D]
-    const sin = sinTable ? g.gather(sinTable, position) : undefined;
-    // Each piece's length with this step's token in the last, and the padding bias of all S keys: [B, 1, 1, S].
-    const lengths = g.shape([...frozenLengths, g.intOp('AddV2', grownLength, g.constant([s + 1]))]);
-    const S = pieces === 1 ? lengths : g.op('Sum', [lengths, g.constant(0)], { T: { type: 'int32' }, Tidx: { type: 'int32' }, keep_dims: { bool: true } });
-    const keysBias = g.slice(mask, g.constant([0, 0]), g.shape([-1, S]));
-    const bias = g.reshapeTo(g.binary('Mul', g.binary('Sub', g.constant(1, 'float32'), keysBias), g.constant(MASKED, 'float32')), g.shape([-1, 1, 1, S]));
-    for (let i = 0; i < c.numLayers; i++) {
-      const l = `layers.${i}`;
-      const qkv = g.reshape(linear(norm(h, `${l}.norm1`), `${l}.attn.qkv`), [-1, N, D]); // [B, N, D]
-      const [q, k, v] = queryKeyValue(qkv, cos, sin); // [B, n, D], q scaled, RoPE applied
-      const keys = g.concat([growing[i]!.k, g.reshape(k, [-1, K, 1, D])], 2); // [B, K, P_t + s + 1, D]
-      const values = g.concat([growing[i]!.v, g.reshape(v, [-1, K, 1, D])], 2);
-      growing[i] = { k: keys, v: values };
-      const allKeys = [...frozen[i]!.map((p) => p.k), keys];
-      const allValues = [...frozen[i]!.map((p) => p.v), values];
-      // Grouped queries share their kv head: [B, K, rep, D] against each piece's [B, K, P_j, D].
-      const grouped = g.reshape(q, [-1, K, rep, D]);
-      const scores = allKeys.map((x) => g.batchMatMul(grouped, x, false, true));
-      const probs = g.unary('Softmax', g.binary('AddV2', pieces === 1 ? scores[0]! : g.concat(scores, 3), bias));
-      let ctx: Ref;
-      if (pieces === 1) ctx = g.batchMatMul(probs, values);
-      else {
-        const split = g.op('SplitV', [probs, lengths, g.constant(3)], { T: { type: 'float32' }, Tlen: { type: 'int32' }, num_split: { int: pieces } });
-        const parts = allValues.map((x, j) => g.batchMatMul(j === 0 ? split : `${split}:${j}`, x));
-        ctx = g.op('AddN', parts, { T: { type: 'float32' }, N: { int: pieces } });
+  // Per step: each piece's length with that step's token in the last, and all of them together.
+  const lengths = Array.from({ length: steps }, (_, s) => g.shape([...frozenLengths, g.intOp('AddV2', grownLength, g.constant([s + 1]))]));
+  const totals = lengths.map((l) => (pieces === 1 ? l : g.op('Sum', [l, g.constant(0)], { T: { type: 'int32' }, Tidx: { type: 'int32' }, keep_dims: { bool: true } })));
+
+  // The rows of each lane: with two, the first ⌈B/2⌉ and the rest. A split along rows, the first
+  // axis, is a view: no input is copied.
+  const rows = lanes === 1 ? undefined : g.shape([g.intOp('FloorDiv', g.intOp('AddV2', g.dim(ids, 0, 'int32'), g.constant([1])), g.constant([2])), -1]);
+  const byLane = (x: Ref, dtype: 'float32' | 'int32' = 'float32'): Ref[] => (rows ? g.splitBy(x, rows, lanes, 0, dtype) : [x]);
+  const laneIds = byLane(ids, 'int32');
+  const lanePos = byLane(pos, 'int32');
+  const laneMask = byLane(mask);
+  const laneFrozen = frozen.map((layer) => layer.map((p) => ({ k: byLane(p.k), v: byLane(p.v) })));
+  const laneGrowing = past.map((p) => ({ k: byLane(p.k), v: byLane(p.v) }));
+
+  // One lane's `steps` steps over its rows: every step's argmax, the last logits and the grown pieces.
+  const lane = (n: number) => {
+    const growing = laneGrowing.map((p) => ({ k: p.k[n]!, v: p.v[n]! }));
+    let tokens = laneIds[n]!;
+    const chosen: Ref[] = [];
+    let logits = '';
+    for (let s = 0; s < steps; s++) {
+      const position = s === 0 ? lanePos[n]! : g.intOp('AddV2', lanePos[n]!, g.constant([s]));
+      let h = g.gather(param('embed'), tokens); // [B, C]
+      if (!llama) h = g.binary('AddV2', h, g.gather(param('pos'), position));
+      const cos = cosTable ? g.gather(cosTable, position) : undefined; // [B, 1, D]
+      const sin = sinTable ? g.gather(sinTable, position) : undefined;
+      // The padding bias of all S keys: [B, 1, 1, S].
+      const keysBias = g.slice(laneMask[n]!, g.constant([0, 0]), g.shape([-1, totals[s]!]));
+      const bias = g.reshapeTo(g.binary('Mul', g.binary('Sub', g.constant(1, 'float32'), keysBias), g.constant(MASKED, 'float32')), g.shape([-1, 1, 1, totals[s]!]));
+      for (let i = 0; i < c.numLayers; i++) {
+        const l = `layers.${i}`;
+        const qkv = g.reshape(linear(norm(h, `${l}.norm1`), `${l}.attn.qkv`), [-1, N, D]); // [B, N, D]
+        const [q, k, v] = queryKeyValue(qkv, cos, sin); // [B, n, D], q scaled, RoPE applied
+        const keys = g.concat([growing[i]!.k, g.reshape(k, [-1, K, 1, D])], 2); // [B, K, P_t + s + 1, D]
+        const values = g.concat([growing[i]!.v, g.reshape(v, [-1, K, 1, D])], 2);
+        growing[i] = { k: keys, v: values };
+        const allKeys = [...laneFrozen[i]!.map((p) => p.k[n]!), keys];
+        const allValues = [...laneFrozen[i]!.map((p) => p.v[n]!), values];
+        // Grouped queries share their kv head: [B, K, rep, D] against each piece's [B, K, P_j, D].
+        const grouped = g.reshape(q, [-1, K, rep, D]);
+        const scores = allKeys.map((x) => g.batchMatMul(grouped, x, false, true));
+        const probs = g.unary('Softmax', g.binary('AddV2', pieces === 1 ? scores[0]! : g.concat(scores, 3), bias));
+        let ctx: Ref;
+        if (pieces === 1) ctx = g.batchMatMul(probs, values);
+        else {
+          const split = g.op('SplitV', [probs, lengths[s]!, g.constant(3)], { T: { type: 'float32' }, Tlen: { type: 'int32' }, num_split: { int: pieces } });
+          const parts = allValues.map((x, j) => g.batchMatMul(j === 0 ? split : `${split}:${j}`, x));
+          ctx = g.op('AddN', parts, { T: { type: 'float32' }, N: { int: pieces } });
+        }
+        ctx = g.reshape(ctx, [-1, H * D]); // heads in order h = k·rep + r
+        h = g.binary('AddV2', h, linear(ctx, `${l}.attn.out`));
+        h = g.binary('AddV2', h, mlp(norm(h, `${l}.norm2`), l));
       }
-      ctx = g.reshape(ctx, [-1, H * D]); // heads in order h = k·rep + r
-      h = g.binary('AddV2', h, linear(ctx, `${l}.attn.out`));
-      h = g.binary('AddV2', h, mlp(norm(h, `${l}.norm2`), l));
+      logits = head(c, g, h, param, norm);
+      tokens = g.argMax(logits, 1);
+      chosen.push(tokens);
     }
-    logits = head(c, g, h, param, norm);
-    tokens = g.argMax(logits, 1);
-    chosen.push(tokens);
+    return { logits, next: tokens, growing, tokens: steps > 1 ? g.op('Pack', chosen, { T: { type: 'int32' }, N: { int: steps }, axis: { int: 1 } }) : undefined };
+  };
+  const results = Array.from({ length: lanes }, (_, n) => lane(n));
+  // The lanes' rows back together, in order.
+  const rejoin = (refs: Ref[], dtype: 'float32' | 'int32' = 'float32') => (refs.length === 1 ? refs[0]! : g.concat(refs, 0, dtype));
+  const outputs: Outputs = {};
+  for (let i = 0; i < c.numLayers; i++) {
+    outputs[`k${i}`] = { ref: rejoin(results.map((r) => r.growing[i]!.k)), dtype: 'float32' };
+    outputs[`v${i}`] = { ref: rejoin(results.map((r) => r.growing[i]!.v)), dtype: 'float32' };
   }
-  growing.forEach((p, i) => {
-    outputs[`k${i}`] = { ref: p.k, dtype: 'float32' };
-    outputs[`v${i}`] = { ref: p.v, dtype: 'float32' };
-  });
-  outputs.logits = { ref: logits, dtype: 'float32' };
-  outputs.next = { ref: tokens, dtype: 'int32' };
-  if (steps > 1) outputs.tokens = { ref: g.op('Pack', chosen, { T: { type: 'int32' }, N: { int: steps }, axis: { int: 1 } }), dtype: 'int32' };
+  outputs.logits = { ref: rejoin(results.map((r) => r.logits)), dtype: 'float32' };
+  outputs.next = { ref: rejoin(results.map((r) => r.next), 'int32'), dtype: 'int32' };
+  if (steps > 1) outputs.tokens = { ref: rejoin(results.map((r) => r.tokens!), 'int32'), dtype: 'int32' };
   return { graph: g, outputs };
 }
 

@@ -11,7 +11,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { InvalidInputError } from '../errors';
 import type { Rng } from '../random';
 import { graphsAvailable } from '../compute/graph';
-import { cacheBlock, forwardGraph, graphThreads, MAX_CACHE_PIECES, runForwardGraph, runStepGraph, stepThreads } from './forward-graph';
+import { cacheBlock, forwardGraph, graphThreads, MAX_CACHE_PIECES, runForwardGraph, runStepGraph, stepPlan } from './forward-graph';
 import { paddingBias, positionsFromMask, type DecoderModel, type LayerCache } from './decoder';
 
 export interface GenerateOptions {
@@ -40,6 +40,11 @@ export interface GenerateOptions {
    * (default GREEDY_STEPS; 1: one per call). Tokens are the same either way.
    */
   stepsPerCall?: number;
+  /**
+   * On the graph path, the lanes a cached decode step runs its rows in (see `stepPlan` in
+   * forward-graph.ts; default: what it picks for the shape). Tokens are the same either way.
+   */
+  stepLanes?: 1 | 2;
 }
 
 export type FinishReason = 'length' | 'eos' | 'stop';
@@ -267,7 +272,8 @@ async function graphStepper({ model, rows, maskRows, B, L, options, useCache }: 
       const wanted = options.maxNewTokens - 1 - step;
       let steps = 1;
       while (options.greedy && steps * 2 <= Math.min(options.stepsPerCall ?? GREEDY_STEPS, wanted)) steps *= 2;
-      const graph = await forwardGraph(c, stepThreads(c, B, L + step, parameters), 'step', frozen[0]!.length + 1, steps);
+      const { threads, lanes } = stepPlan(c, B, L + step, parameters, options.stepLanes);
+      const graph = await forwardGraph(c, threads, 'step', frozen[0]!.length + 1, steps, lanes);
       const ids = tf.tensor1d(chosen, 'int32');
       const positions = tf.tensor1d(nextPos, 'int32');
       for (let b = 0; b < B; b++) nextPos[b]! += steps;

@@ -11,7 +11,7 @@ import { initBackend } from '../../core/compute/backend';
 import { GraphBuilder, graphsAvailable, withGraphs } from '../../core/compute/graph';
 import { fromHfConfig } from '../../core/model/config';
 import { DecoderModel, positionsFromMask, type LayerCache } from '../../core/model/decoder';
-import { cacheBlock, forwardGraph, runForwardGraph, runStepGraph } from '../../core/model/forward-graph';
+import { cacheBlock, forwardGraph, LANES_FROM, runForwardGraph, runStepGraph, stepPlan } from '../../core/model/forward-graph';
 import { generate, GREEDY_STEPS } from '../../core/model/generate';
 import { Rng } from '../../core/random';
 
@@ -32,6 +32,21 @@ describe('forward graph', () => {
     const g = new GraphBuilder();
     const x = g.input('x', 'float32');
     await assert.rejects(g.compile({ y: { ref: g.unary('Square', x), dtype: 'float32' } }), /native TensorFlow backend/);
+  });
+
+  it('runs decode steps in two lanes from LANES_FROM of work and two rows, on two or more cores', () => {
+    // Work is B · (parameters + 2 · layers · heads · D · past): 2 · 2 · 4 · 8 · 10 = 1,280 a row here.
+    const plan = (B: number, parameters: number, cores: number, lanes?: 1 | 2) => stepPlan(LLAMA, B, 10, parameters, lanes, cores);
+    assert.equal(LANES_FROM, 5e6);
+    assert.deepEqual(plan(8, 1e6, 2), { threads: [1, 2], lanes: 2 });
+    assert.deepEqual(plan(2, 1e7, 2), { threads: [1, 2], lanes: 2 });
+    assert.deepEqual(plan(8, 1e6, 8), { threads: [4, 2], lanes: 2 }, 'each lane takes half the cores');
+    assert.deepEqual(plan(4, 1e6, 2), { threads: 1, lanes: 1 }, '4,005,120 is under LANES_FROM');
+    assert.deepEqual(plan(8, 1e6, 1), { threads: 1, lanes: 1 }, 'one core');
+    assert.deepEqual(plan(1, 1e9, 2), { threads: 0, lanes: 1 }, 'one row, past stepThreads\' crossover');
+    assert.deepEqual(plan(8, 1e6, 2, 1), { threads: 1, lanes: 1 }, 'one lane forced');
+    assert.deepEqual(plan(4, 1e6, 2, 2), { threads: [1, 2], lanes: 2 }, 'two lanes forced');
+    assert.deepEqual(plan(1, 1e6, 2, 2), { threads: 1, lanes: 1 }, 'a single row runs in one lane, forced or not');
   });
 
   for (const [family, config] of [['llama (GQA, untied)', LLAMA], ['gpt2', GPT2]] as const) {
@@ -119,7 +134,7 @@ describe('forward graph', () => {
   }
 
   for (const [family, config] of [['llama (GQA, untied)', LLAMA], ['gpt2', GPT2]] as const) {
-    it(`${family}: a step graph of four greedy steps gives the tokens, last logits and grown cache of four one-step calls, on a cache in pieces`, async (t) => {
+    it(`${family}: a step graph of four greedy steps gives the tokens, last logits and grown cache of four one-step calls, on a cache in pieces, in one lane or two`, async (t) => {
       if (!graphsAvailable()) return t.diagnostic(`no graphs on ${tf.getBackend()}`);
       const model = DecoderModel.initialise(config, 6);
       const before = tf.memory().numTensors;
@@ -140,6 +155,17 @@ describe('forward graph', () => {
       const empty = tf.zeros([B, config.numKvHeads, 0, config.headDim]) as tf.Tensor4D;
       const start = runStepGraph(await forwardGraph(config, 0, 'step', 2), model, firstIds, firstPos, mask, frozen.map((f) => [...f, { k: empty, v: empty }]));
       const fed = Array.from(await start.next.data());
+      // Two lanes (rows 0–1 and row 2, side by side on two threads) give the call's logits and cache.
+      const sameCall = (what: string, a: { logits: tf.Tensor; tail: LayerCache[] }, b: { logits: tf.Tensor; tail: LayerCache[] }) => {
+        assert.ok(maxDiff(a.logits, b.logits) <= 1e-5, `two lanes: the ${what} call's logits`);
+        a.tail.forEach((p, i) => {
+          assert.deepEqual(p.k.shape, b.tail[i]!.k.shape);
+          assert.ok(maxDiff(p.k, b.tail[i]!.k) <= 1e-5 && maxDiff(p.v, b.tail[i]!.v) <= 1e-5, `two lanes: the ${what} call's layer ${i} piece`);
+        });
+      };
+      const lanedStart = runStepGraph(await forwardGraph(config, [1, 2], 'step', 2, 1, 2), model, firstIds, firstPos, mask, frozen.map((f) => [...f, { k: empty, v: empty }]));
+      assert.deepEqual(Array.from(await lanedStart.next.data()), fed);
+      sameCall('first', lanedStart, start);
       const [fedIds, pos] = [tf.tensor1d(fed, 'int32'), tf.tensor1d(lengths.map((n) => n + 1), 'int32')];
       // Four one-step calls, each fed the last argmax.
       let growing = start.tail;
@@ -167,8 +193,14 @@ describe('forward graph', () => {
         assert.deepEqual(p.k.shape, growing[i]!.k.shape);
         assert.ok(maxDiff(p.k, growing[i]!.k) <= 1e-5 && maxDiff(p.v, growing[i]!.v) <= 1e-5, `layer ${i}'s grown piece`);
       });
+      // The same calls with the rows in two lanes (rows 0–1 and row 2), side by side on two threads.
+      const laned = runStepGraph(await forwardGraph(config, [1, 2], 'step', 2, 4, 2), model, fedIds, pos, mask, frozen.map((f, i) => [...f, start.tail[i]!]));
+      assert.deepEqual(await laned.tokens!.array(), together);
+      assert.deepEqual(Array.from(await laned.next.data()), tokens[3]);
+      sameCall('four-step', laned, multi);
       tf.dispose([keyMask, ids, positions, mask, firstIds, firstPos, empty, fedIds, pos, prompt.logits, prompt.next, start.logits, start.next, single.logits, single.next, multi.logits, multi.next, multi.tokens]);
-      tf.dispose([...prompt.present, ...start.tail, ...growing, ...multi.tail].flatMap((p) => [p.k, p.v]));
+      tf.dispose([lanedStart.logits, lanedStart.next, laned.logits, laned.next, laned.tokens!]);
+      tf.dispose([...prompt.present, ...start.tail, ...growing, ...multi.tail, ...lanedStart.tail, ...laned.tail].flatMap((p) => [p.k, p.v]));
       assert.equal(tf.memory().numTensors, before, 'no tensors left behind');
       model.dispose();
     });
@@ -194,9 +226,13 @@ describe('forward graph', () => {
     assert.ok(eager.finishReasons.includes('eos') && eager.finishReasons.includes('stop'), `reasons ${eager.finishReasons.join(', ')}`);
     // Rows that no stop reached run to the cap, 11 tokens: two calls of four, then two and one.
     assert.deepEqual(await withGraphs(true, () => generate(model, prompts, { maxNewTokens: 11, greedy: true, eosTokenId: null })), free);
-    // Any number of steps per call gives the same tokens (3 runs as 2, 2, ...: powers of two).
+    // Any number of steps per call gives the same tokens (3 runs as 2, 2, ...: powers of two), in
+    // one lane or two (rows 0–2 and 3–5).
     for (const stepsPerCall of [1, 2, 3, 8]) {
       assert.deepEqual(await withGraphs(true, () => generate(model, prompts, { ...options, stepsPerCall })), eager, `${stepsPerCall} steps per call`);
+    }
+    for (const stepLanes of [1, 2] as const) {
+      assert.deepEqual(await withGraphs(true, () => generate(model, prompts, { ...options, stepLanes })), eager, `${stepLanes} lanes`);
     }
     model.dispose();
   });
@@ -218,7 +254,11 @@ describe('forward graph', () => {
     assert.equal(tf.memory().numTensors, before);
     assert.deepEqual(graph, eager);
     const greedy = { maxNewTokens: 80, greedy: true, eosTokenId: null };
-    assert.deepEqual(await withGraphs(true, () => generate(model, prompts, greedy)), await withGraphs(false, () => generate(model, prompts, greedy)));
+    const eagerGreedy = await withGraphs(false, () => generate(model, prompts, greedy));
+    assert.deepEqual(await withGraphs(true, () => generate(model, prompts, greedy)), eagerGreedy);
+    // In two lanes of 8 rows, through the same pieces.
+    assert.deepEqual(await withGraphs(true, () => generate(model, prompts, { ...options(1), stepLanes: 2 })), eager);
+    assert.deepEqual(await withGraphs(true, () => generate(model, prompts, { ...greedy, stepLanes: 2 })), eagerGreedy);
     model.dispose();
   });
 
@@ -231,10 +271,12 @@ describe('forward graph', () => {
       const eager = await withGraphs(false, () => generate(model, prompts, options(seed)));
       const graph = await withGraphs(true, () => generate(model, prompts, options(seed)));
       assert.deepEqual(graph, eager, `seed ${seed}`);
+      assert.deepEqual(await withGraphs(true, () => generate(model, prompts, { ...options(seed), stepLanes: 2 })), eager, `seed ${seed}, two lanes`);
     }
     const before = tf.memory().numTensors;
     for (let i = 0; i < 20; i++) {
       await generate(model, prompts, options(i));
+      await generate(model, prompts, { ...options(i), stepLanes: 2 });
       await generate(model, prompts, { maxNewTokens: 5, greedy: true, useCache: false });
     }
     assert.equal(tf.memory().numTensors, before);

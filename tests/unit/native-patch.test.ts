@@ -1,12 +1,14 @@
 /**
  * The one change srlm makes to tfjs-node's binding source before building it (BINDING_PATCH in
- * infra/native-backend.ts): graph sessions take their thread count from SRLM_GRAPH_THREADS.
+ * infra/native-backend.ts): graph sessions take their thread counts from SRLM_GRAPH_THREADS.
  */
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { describe, it } from 'node:test';
+import { initBackend } from '../../core/compute/backend';
+import { GraphBuilder } from '../../core/compute/graph';
 import { BINDING_PATCH, patchBinding } from '../../infra/native-backend';
 
 const pkg = path.dirname(require.resolve('@tensorflow/tfjs-node/package.json'));
@@ -15,7 +17,7 @@ describe('tfjs-node binding patch', () => {
   it('inserts the session thread setting once, after the session options are made', async () => {
     const original = readFileSync(path.join(pkg, 'binding', 'tfjs_backend.cc'), 'utf8');
     // Test a pristine copy (the installed source may already carry the patch).
-    const pristine = original.replace(BINDING_PATCH.code, '').replace('#include <cstdlib>\n#include <cstring>\n', '#include <cstring>\n');
+    const pristine = original.replace(BINDING_PATCH.code, '').replace(/(#include <(cstdio|cstdlib)>\n)+#include <cstring>\n/, '#include <cstring>\n');
     assert.ok(pristine.includes(BINDING_PATCH.anchor), 'tfjs-node\'s LoadSavedModel no longer has the line the patch follows');
     const dir = mkdtempSync(path.join(tmpdir(), 'srlm-patch-'));
     try {
@@ -28,10 +30,11 @@ describe('tfjs-node binding patch', () => {
       const patched = readFileSync(file, 'utf8');
       assert.equal(patched.split('TF_SetConfig(session_options').length - 1, 1);
       assert.ok(patched.indexOf(BINDING_PATCH.anchor) < patched.indexOf('SRLM_GRAPH_THREADS'));
-      assert.ok(patched.includes('#include <cstdlib>'));
+      assert.ok(patched.includes('#include <cstdio>\n') && patched.includes('#include <cstdlib>\n'));
+      assert.equal(patched.split('#include <cstdlib>').length - 1, 1);
       assert.equal(lines.length, 0);
       // A source an earlier version patched (other code in the block) gets this block in its place.
-      const earlier = BINDING_PATCH.code.replace('int srlm_n = ', 'int srlm_n_earlier = 0; int srlm_n = ');
+      const earlier = BINDING_PATCH.code.replace('int srlm_intra = ', 'int srlm_n_earlier = 0; int srlm_intra = ');
       writeFileSync(file, pristine.replace(BINDING_PATCH.anchor, `${BINDING_PATCH.anchor}${earlier}`));
       await patchBinding(dir, (l) => lines.push(l));
       const upgraded = readFileSync(file, 'utf8');
@@ -46,6 +49,27 @@ describe('tfjs-node binding patch', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+
+  it('gives sessions that ask for N inter-op threads one shared pool of N, not the process-wide pool', async (t) => {
+    if (process.env.SRLM_EXPECT_NATIVE !== '1' || process.platform !== 'linux') return t.diagnostic('native backend not provisioned in this run');
+    await initBackend(undefined, () => undefined);
+    // TensorFlow names its inter-op pools' threads tf_Compute…; count them (Linux: /proc).
+    const computeThreads = () => readdirSync('/proc/self/task').filter((id) => readFileSync(`/proc/self/task/${id}/comm`, 'utf8').startsWith('tf_Compute')).length;
+    const open = async (threads: number | [number, number]) => {
+      const g = new GraphBuilder();
+      const x = g.input('x', 'float32');
+      return g.compile({ y: { ref: g.unary('Square', x), dtype: 'float32' } }, threads);
+    };
+    // A one-thread session first: were the pools process-wide, it would have sized the only one.
+    const one = await open(1);
+    const before = computeThreads();
+    // 3 inter-op threads: a count no other graph in this process asks for.
+    const first = await open([1, 3]);
+    assert.equal(computeThreads(), before + 3, 'the first session of 3 inter-op threads starts a pool of 3');
+    const second = await open([1, 3]);
+    assert.equal(computeThreads(), before + 3, 'the second shares it');
+    for (const f of [one, first, second]) f.dispose();
   });
 
   it('is in the binding the harness built', (t) => {
