@@ -92,10 +92,11 @@ export function stepThreads(c: ModelConfig, B: number, past: number, parameters:
 /**
  * Two lanes from this much work a step, B · (parameters + 2 · layers · heads · D · past) as for
  * `stepThreads`, and two rows (`npm run bench:graph`, section 8, times whole greedy generations
- * both ways): the 0.8M model gains from batch 8 (6.6·10⁶), not at 2 or 4; the 7.2M model from
- * batch 2 (1.4·10⁷). Below, two cores cost more in handoffs than they gain.
+ * both ways; two runs): the 0.8M model gained 1.08–1.18× at batch 32 and 1.30–1.35× at 128, and
+ * lost at 2 and 4 (0.83–0.94×); batch 8 (6.6·10⁶) went either way (0.96×, 1.13×), so the line is
+ * above it. The 7.2M model gains from batch 2 (1.4·10⁷: 1.10–1.14×).
  */
-export const LANES_FROM = 5e6;
+export const LANES_FROM = 1e7;
 export const LANES_MIN_ROWS = 2;
 
 /**
@@ -234,6 +235,11 @@ function buildForward(c: ModelConfig): { graph: GraphBuilder; outputs: Outputs }
  * token, at the next position, and `tokens` [B, steps] int32 holds every step's argmax (`logits`
  * and `next` are the last step's). One call then serves several tokens, for the call's and the
  * host's share of a step (`GREEDY_STEPS` in generate.ts).
+ *
+ * With `lanes` = 2 the rows run in two lanes: the first ⌈B/2⌉ and the rest each run every op of
+ * every step as a chain of their own, from inputs split along rows (views) to outputs joined along
+ * rows at the end, so a session of one intra-op and two inter-op threads runs them side by side
+ * (`stepPlan`). Rows are independent: the outputs are one lane's.
  */
 function buildStep(c: ModelConfig, pieces: number, steps: number, lanes: number): { graph: GraphBuilder; outputs: Outputs } {
   const { numHeads: H, numKvHeads: K, headDim: D } = c;
