@@ -113,11 +113,15 @@ export function checkNativeBackend(): NativeStatus {
 
 /**
  * One change to tfjs-node's binding source before it is built: the sessions it opens for
- * SavedModels (our graphs, core/compute/graph.ts) get their own thread counts, `SRLM_GRAPH_THREADS`
- * (default 1) intra-op and inter-op threads, instead of sharing the eager ops' pool. With
- * TF_OVERRIDE_GLOBAL_THREADPOOL=1 (set by compute/backend.ts) each session's CPU device then owns a
- * pool of that size. A decode step is hundreds of small ops, which two threads can run slower
- * than one (`node dist/bench/graph.js`), while training's larger ops keep both cores.
+ * SavedModels (our graphs, core/compute/graph.ts) get their own thread counts from
+ * `SRLM_GRAPH_THREADS`: "N" (N intra-op and N inter-op threads, default 1) or "N,M" (N and M; "0":
+ * TensorFlow's defaults). With TF_OVERRIDE_GLOBAL_THREADPOOL=1 (set by compute/backend.ts) each
+ * session's CPU device owns an intra-op pool of N; the inter-op threads come from a pool of M
+ * shared by name among the sessions that ask for M, since TensorFlow's own inter-op pool is
+ * process-wide and sized by whichever session opens first. A decode step is hundreds of small ops,
+ * which two intra-op threads can run slower than one, and which two lanes of rows (forward-graph.ts,
+ * `stepPlan`) run side by side on two inter-op threads (`node dist/bench/graph.js`), while
+ * training's larger ops keep both cores.
  */
 export const BINDING_PATCH = {
   id: 'srlm-graph-threads-4',

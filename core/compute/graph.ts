@@ -355,8 +355,9 @@ export class GraphBuilder {
 
   /**
    * Loads the graph as a session on the native backend, with `threads` intra-op and inter-op
-   * threads (0: libtensorflow's default, one per core). The thread count takes effect where the
-   * binding carries srlm's patch (infra/native-backend.ts), which reads it when the session opens.
+   * threads, or [intra-op, inter-op] (0: libtensorflow's default, one per core). The counts take
+   * effect where the binding carries srlm's patch (infra/native-backend.ts), which reads them when
+   * the session opens.
    */
   compile(outputs: Record<string, { ref: Ref; dtype: GraphDType }>, threads: GraphThreads = 0): Promise<GraphFunction> {
     const api = nativeApi();

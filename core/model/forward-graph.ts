@@ -86,18 +86,22 @@ export const MAX_CACHE_PIECES = 8;
  * probe of the same shapes shortly before.
  */
 export function stepThreads(c: ModelConfig, B: number, past: number, parameters: number): number {
-  return B * (parameters + 2 * c.numLayers * c.numHeads * c.headDim * past) < 2.3e8 ? 1 : 0;
+  return stepWork(c, B, past, parameters) < 2.3e8 ? 1 : 0;
+}
+
+/** A decode step's measure of work: B · (parameters + 2 · layers · heads · D · past). */
+function stepWork(c: ModelConfig, B: number, past: number, parameters: number): number {
+  return B * (parameters + 2 * c.numLayers * c.numHeads * c.headDim * past);
 }
 
 /**
- * Two lanes from this much work a step, B · (parameters + 2 · layers · heads · D · past) as for
- * `stepThreads`, and two rows (`npm run bench:graph`, section 8, times whole greedy generations
- * both ways; two runs): the 0.8M model gained 1.08–1.18× at batch 32 and 1.30–1.35× at 128, and
- * lost at 2 and 4 (0.83–0.94×); batch 8 (6.6·10⁶) went either way (0.96×, 1.13×), so the line is
- * above it. The 7.2M model gains from batch 2 (1.4·10⁷: 1.10–1.14×).
+ * Two lanes from this much work a step (`stepWork`) and two rows (`npm run bench:graph`, section
+ * 8, times whole greedy generations both ways; two runs): the 0.8M model gained 1.08–1.18× at
+ * batch 32 and 1.30–1.35× at 128, and lost at 2 and 4 (0.89× and 0.94×, one run); batch 8
+ * (6.6·10⁶) went either way (0.96×, 1.13×), so the line is above it. The 7.2M model gains from
+ * batch 2 (1.4·10⁷: 1.10–1.14×).
  */
 export const LANES_FROM = 1e7;
-export const LANES_MIN_ROWS = 2;
 
 /**
  * How a cached decode step of B rows over `past` positions runs. In one lane, the whole batch
@@ -108,8 +112,7 @@ export const LANES_MIN_ROWS = 2;
  * two lanes from `LANES_FROM` on a machine of two or more cores.
  */
 export function stepPlan(c: ModelConfig, B: number, past: number, parameters: number, lanes?: 1 | 2, cores = availableParallelism()): { threads: GraphThreads; lanes: 1 | 2 } {
-  const work = B * (parameters + 2 * c.numLayers * c.numHeads * c.headDim * past);
-  const chosen = B < 2 ? 1 : lanes ?? (cores >= 2 && B >= LANES_MIN_ROWS && work >= LANES_FROM ? 2 : 1);
+  const chosen = B < 2 ? 1 : lanes ?? (cores >= 2 && stepWork(c, B, past, parameters) >= LANES_FROM ? 2 : 1);
   if (chosen === 2) return { threads: [Math.max(1, Math.floor(cores / 2)), 2], lanes: 2 };
   return { threads: stepThreads(c, B, past, parameters), lanes: 1 };
 }
